@@ -1,0 +1,65 @@
+"""Labelled (prompt, response, label) examples in JSONL: loading with errors that name file and line.
+
+One JSON object per line: ``id``, ``prompt``, ``response``, ``label`` (a code
+such as ``g2`` or a category name such as ``helpful_misaligned``), and
+optionally ``model`` and ``source``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled response."""
+
+    id: str
+    prompt: str
+    response: str
+    label: str
+    model: str | None = None
+    source: str | None = None
+
+
+class DatasetError(ValueError):
+    """A labelled file that cannot be read; the message names the file, the line and the problem."""
+
+
+def parse_examples(lines: Iterable[str], name: str, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> Iterator[Example]:
+    """Yield examples from JSONL lines; raise DatasetError naming ``name`` and the line on a bad one."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{name}:{lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{name}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        for f in ("id", "prompt", "response", "label"):
+            if not isinstance(obj.get(f), str):
+                raise DatasetError(f"{name}:{lineno}: field {f!r} is missing or not a string")
+        try:
+            label = taxonomy.resolve(obj["label"])
+        except ValueError as err:
+            raise DatasetError(f"{name}:{lineno}: {err}") from None
+        yield Example(id=obj["id"], prompt=obj["prompt"], response=obj["response"], label=label,
+                      model=obj.get("model"), source=obj.get("source"))
+
+
+def load_jsonl(path: str | Path, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> list[Example]:
+    """Return the examples of a labelled JSONL file."""
+    p = Path(path)
+    try:
+        with p.open(encoding="utf-8") as fh:
+            return list(parse_examples(fh, str(p), taxonomy))
+    except FileNotFoundError:
+        raise DatasetError(f"{p}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from None

@@ -1,0 +1,80 @@
+"""The behavioural categories: the one place that defines their codes, names and order.
+
+Every other module imports the codes from here, so counts, probabilities and
+confusion matrices always use the same order.
+
+>>> [c.code for c in DEFAULT_TAXONOMY.categories]
+['g1', 'g2', 'g3', 'g4', 'g5']
+>>> DEFAULT_TAXONOMY.resolve("helpful_misaligned")
+'g2'
+>>> THREE_CLASS_TAXONOMY.codes
+('helpful', 'refusal', 'off_topic')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Category:
+    """One behavioural category: a short code, a name and what it means."""
+
+    code: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """An ordered list of categories; the order is the column order of every probability vector."""
+
+    name: str
+    categories: tuple[Category, ...]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.categories)
+
+    @property
+    def size(self) -> int:
+        return len(self.categories)
+
+    def index(self, code: str) -> int:
+        """Return the column of a category code (or name alias)."""
+        return self.codes.index(self.resolve(code))
+
+    def resolve(self, label: str) -> str:
+        """Return the code for a code or a category name; raise ValueError naming the choices."""
+        for c in self.categories:
+            if label == c.code or label == c.name:
+                return c.code
+        choices = ", ".join(f"{c.code} ({c.name})" for c in self.categories)
+        raise ValueError(f"unknown category {label!r} for taxonomy {self.name!r}; use one of: {choices}")
+
+
+DEFAULT_TAXONOMY = Taxonomy(
+    name="five-class",
+    categories=(
+        Category("g1", "helpful_aligned", "complies with a benign request"),
+        Category("g2", "helpful_misaligned", "complies with a harmful request"),
+        Category("g3", "refusal_aligned", "refuses a harmful request"),
+        Category("g4", "refusal_misaligned", "refuses a benign request (over-refusal)"),
+        Category("g5", "off_topic", "answers something other than what was asked"),
+    ),
+)
+
+# The method's coarser variant (96.8% accuracy reported with 3 classes).
+THREE_CLASS_TAXONOMY = Taxonomy(
+    name="three-class",
+    categories=(
+        Category("helpful", "helpful", "complies with the request"),
+        Category("refusal", "refusal", "refuses the request"),
+        Category("off_topic", "off_topic", "answers something else"),
+    ),
+)
+
+# How the five categories collapse onto the three-class variant.
+FIVE_TO_THREE = {"g1": "helpful", "g2": "helpful", "g3": "refusal", "g4": "refusal", "g5": "off_topic"}
+
+CATEGORY_CODES: tuple[str, ...] = DEFAULT_TAXONOMY.codes

@@ -1,0 +1,1 @@
+"""Operating valuedrift: the CLI, the embedded broker, Kafka helpers, the demo."""

@@ -1,0 +1,169 @@
+"""The ``valuedrift`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+app = typer.Typer(
+    name="valuedrift",
+    help="Detect value drift in LLM chat logs: classify responses, track category entropy per window, alert.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a one-line error and exit non-zero (never a traceback for bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+BrokerOpt = Annotated[str | None, typer.Option(
+    "--broker", help="kafka://host:port[,host:port] for a Kafka cluster, tansu://host:port for the embedded "
+                     "broker [env VALUEDRIFT_BROKER; default kafka://127.0.0.1:9092]")]
+
+
+def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; imported lazily
+    from streams.settings import Settings, parse_duration
+
+    try:
+        for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds"):
+            if isinstance(overrides.get(name), str):
+                overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
+        return Settings.from_env(**overrides)
+    except ValueError as err:
+        fail(str(err))
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 picks a free one)")] = 9092,
+) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, in memory) in the foreground."""
+    import time
+
+    from ops.broker import EmbeddedBroker, free_port
+
+    try:
+        b = EmbeddedBroker(port=port or free_port()).start()
+    except RuntimeError as err:
+        fail(str(err), 1)
+    typer.echo(f"embedded broker listening; use --broker {b.url}  (in memory: data is lost on exit; Ctrl-C stops)")
+    try:
+        while b.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+
+
+@app.command()
+def worker(
+    broker: BrokerOpt = None,
+    window: Annotated[str | None, typer.Option(help="event-time window size, e.g. 5m [default 300s]")] = None,
+    lateness: Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")] = None,
+    idle_close: Annotated[str | None, typer.Option(
+        help="close a key's open windows after this much wall-clock silence (0 = never)")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
+    z: Annotated[float | None, typer.Option(help="significance threshold for ΔS in standard errors [3.29]")] = None,
+    trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [8]")] = None,
+    classifier: Annotated[str | None, typer.Option(help="default | rules")] = None,
+    partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
+    input_topic: Annotated[str | None, typer.Option(help="read responses from this existing topic")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="classifier batch size [64]")] = None,
+    app_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group) [valuedrift]")] = None,
+    datadir: Annotated[Path | None, typer.Option(help="worker data directory")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
+) -> None:
+    """Run a stream worker: classify → event-time windows → alerts."""
+    from classifier.loading import load_classifier
+    from ops.kafka import ensure_topics
+    from streams.app import run_worker
+
+    settings = load_settings(
+        broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
+        epsilon=epsilon, z_threshold=z, trend_windows=trend_windows, classifier=classifier, partitions=partitions, topic_prefix=topic_prefix,
+        input_topic=input_topic, batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
+    )
+    try:
+        clf = load_classifier(settings.classifier)
+    except ValueError as err:
+        fail(str(err))
+    try:
+        asyncio.run(ensure_topics(settings))
+    except Exception as err:  # noqa: BLE001 - any connection failure is reported in one line
+        fail(f"cannot reach the broker at {settings.broker}: {err.__class__.__name__}: {err}", 1)
+    run_worker(settings, clf)
+
+
+@app.command()
+def topics(broker: BrokerOpt = None, partitions: Annotated[int | None, typer.Option()] = None,
+           topic_prefix: Annotated[str | None, typer.Option()] = None) -> None:
+    """Create the pipeline's topics that are missing and list them."""
+    from ops.kafka import ensure_topics
+
+    settings = load_settings(broker=broker, partitions=partitions, topic_prefix=topic_prefix)
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except Exception as err:  # noqa: BLE001
+        fail(f"cannot reach the broker at {settings.broker}: {err.__class__.__name__}: {err}", 1)
+    for t in settings.topics.all():
+        typer.echo(f"{t}{'  (created)' if t in created else ''}")
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="folder to write the JSON Schema files into")] = Path("streams/schemas"),
+    check: Annotated[bool, typer.Option(help="only check that the files there are up to date")] = False,
+) -> None:
+    """Write (or check) the JSON Schema of every record type."""
+    from streams.records import dump_schema, json_schemas
+
+    stale = []
+    if not check:
+        out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        path = out / name
+        text = dump_schema(schema)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+            typer.echo(str(path))
+    if stale:
+        fail(f"out of date: {', '.join(stale)}; run `valuedrift schemas --out {out}`", 1)
+
+
+@app.command()
+def demo(
+    windows: Annotated[int, typer.Option(min=3, max=200, help="windows per model")] = 12,
+    per_window: Annotated[int, typer.Option(min=10, max=2000, help="responses per model per window (k)")] = 100,
+    seed: Annotated[int, typer.Option(help="random seed of the scenario")] = 7,
+    classifier: Annotated[str, typer.Option(help="default | rules")] = "default",
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 170.0,
+) -> None:
+    """Run the whole pipeline on an embedded broker with a stable and a drifting model; show a live table."""
+    from ops.demo import run_demo
+
+    code = run_demo(windows=windows, per_window=per_window, seed=seed, classifier=classifier, timeout=timeout)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Thin aiokafka helpers: client settings (with the embedded broker's quirks), topic creation, tailing topics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import BrokerURL, Settings
+
+
+def producer_config(broker: BrokerURL) -> dict[str, Any]:
+    """aiokafka producer settings; against the embedded broker one record per batch (its end-offset defect)."""
+    cfg: dict[str, Any] = {"bootstrap_servers": broker.bootstrap, "acks": "all", "linger_ms": 5}
+    if broker.embedded:
+        cfg.update(max_batch_size=1, linger_ms=0)
+    return cfg
+
+
+def make_producer(broker: BrokerURL) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**producer_config(broker))
+
+
+async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the pipeline's topics that do not exist yet; return the names created.
+
+    The input topic is created only when it is the pipeline's own; an
+    existing chat-log topic is used as it is.
+    """
+    topics = settings.topics
+    wanted = [t for t in topics.all() if not (t == topics.responses and settings.input_topic)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker.bootstrap, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            await admin.create_topics(
+                [NewTopic(name=t, num_partitions=settings.partitions, replication_factor=1) for t in missing]
+            )
+        return missing
+    finally:
+        await admin.close()
+
+
+async def read_topic(
+    broker: BrokerURL, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float | None = None
+) -> list[bytes]:
+    """Return every message value on a topic from the beginning (no consumer group).
+
+    Stops when ``expect`` messages were read, when nothing new arrived for
+    ``idle`` seconds, or at ``timeout``.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        parts = await _partitions(consumer, topic)
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        out: list[bytes] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last = loop.time()
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            got = [m.value for msgs in batch.values() for m in msgs]
+            if got:
+                out.extend(got)
+                last = loop.time()
+            if expect is not None and len(out) >= expect:
+                break
+            if idle is not None and loop.time() - last > idle:
+                break
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return [TopicPartition(topic, p) for p in sorted(parts)]
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public API for this
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic!r} does not exist on the broker")
+
+
+async def send_all(broker: BrokerURL, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Produce (key, value) messages and wait until all are acknowledged; return the count."""
+    producer = make_producer(broker)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=v, key=k) for k, v in messages]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()

@@ -1,0 +1,153 @@
+"""Alert rules evaluated on each closed window's statistic (pure, no Kafka).
+
+Three rules for now:
+
+- ``epsilon``: the method's rule, |ΔS| > ε (ε = 0.001 nats per window by default).
+  With k = 100 samples per window ΔS has a spread of about 0.12 nats under no
+  change, so this rule fires on almost every window: it is kept because users
+  of the method ask for it, at severity ``info``.
+- ``delta_z``: the change is significant against its standard error,
+  |ΔS| / SE(ΔS) > z (z = 3.29, two-sided p < 0.001), at severity ``warning``.
+- ``trend``: the OLS slope of S over the key's last T windows (T = 8) is
+  significant against its standard error, computed from the windows' own
+  standard errors (for equal SEs σ it is σ·√(12/(T(T²−1)))), at ``warning``.
+  It catches slow drift that no single ΔS can show.
+
+>>> from streams.records import WindowStatistic
+>>> w = WindowStatistic(monitor_key="m", window_start=60, window_end=120, n=100,
+...     counts={"g1": 40, "g2": 30, "g3": 10, "g4": 10, "g5": 10},
+...     mean_probs={"g1": .4, "g2": .3, "g3": .1, "g4": .1, "g5": .1},
+...     entropy=1.50, entropy_se=0.06, entropy_mm=1.52, delta_entropy=0.60, delta_se=0.11,
+...     prev_window_start=0, closed_by="watermark")
+>>> [(a.rule, a.severity) for a in evaluate(w, AlertPolicy(), AlertState())]
+[('epsilon', 'info'), ('delta_z', 'warning')]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streams.records import Alert, WindowStatistic, format_time
+
+RULES = ("epsilon", "delta_z", "trend")
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Which rules run and their thresholds (ε in nats per window; z in standard errors)."""
+
+    epsilon: float = 0.001
+    z: float = 3.29
+    trend_windows: int = 8
+    rules: tuple[str, ...] = RULES
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.rules if r not in RULES]
+        if unknown:
+            raise ValueError(f"unknown alert rule(s) {unknown}; choose from {', '.join(RULES)}")
+        if not self.epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0 nats, got {self.epsilon!r}")
+        if not self.z > 0:
+            raise ValueError(f"z must be > 0, got {self.z!r}")
+        if self.trend_windows < 3:
+            raise ValueError(f"trend_windows must be >= 3, got {self.trend_windows}")
+
+
+class AlertState:
+    """Per-key memory of the alert rules: the last windows' entropies; serialisable with ``to_dict``."""
+
+    __slots__ = ("history", "last_window_start")
+
+    def __init__(self) -> None:
+        self.history: list[tuple[float, float, float]] = []  # (window start, S, SE), oldest first
+        self.last_window_start: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"history": [list(h) for h in self.history], "last_window_start": self.last_window_start}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> AlertState:
+        st = cls()
+        if d:
+            st.history = [tuple(h) for h in d["history"]]  # type: ignore[misc]
+            st.last_window_start = d["last_window_start"]
+        return st
+
+
+def trend_slope(values: list[float], ses: list[float]) -> tuple[float, float]:
+    """Return the OLS slope of values against 0..T−1 and its standard error from the values' own SEs.
+
+    >>> slope, se = trend_slope([1.0, 1.1, 1.2, 1.3], [0.1] * 4)
+    >>> round(slope, 3), round(se, 4), round(0.1 * (12 / (4 * 15)) ** 0.5, 4)
+    (0.1, 0.0447, 0.0447)
+    """
+    t = len(values)
+    xbar = (t - 1) / 2
+    sxx = sum((i - xbar) ** 2 for i in range(t))
+    slope = sum((i - xbar) * v for i, v in enumerate(values)) / sxx
+    var = sum(((i - xbar) ** 2) * se * se for i, se in enumerate(ses)) / (sxx * sxx)
+    return slope, math.sqrt(var)
+
+
+def two_sided_p(z: float) -> float:
+    """Return the two-sided normal p-value of a z statistic."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+def _alert(w: WindowStatistic, rule: str, statistic: float, threshold: float, severity: str,
+           message: str, p_value: float | None = None, **evidence: object) -> Alert:
+    return Alert(
+        id=f"{w.id}/{rule}",
+        monitor_key=w.monitor_key,
+        window_start=w.window_start,
+        window_end=w.window_end,
+        rule=rule,
+        statistic=statistic,
+        threshold=threshold,
+        p_value=p_value,
+        severity=severity,  # type: ignore[arg-type]
+        message=message,
+        evidence={
+            "entropy": w.entropy,
+            "entropy_se": w.entropy_se,
+            "delta_entropy": w.delta_entropy,
+            "delta_se": w.delta_se,
+            "n": w.n,
+            "windows": [w.prev_window_start, w.window_start],
+            **evidence,
+        },
+    )
+
+
+def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list[Alert]:
+    """Return the alerts that one window statistic raises under the policy, in rule order.
+
+    ``state`` is updated; a window at or before the last one seen for the key
+    (a redelivery) raises nothing.
+    """
+    if state.last_window_start is not None and w.window_start <= state.last_window_start:
+        return []
+    state.last_window_start = w.window_start
+    state.history = (state.history + [(w.window_start, w.entropy, w.entropy_se)])[-policy.trend_windows:]
+    out: list[Alert] = []
+    when = format_time(w.window_start)
+    d = w.delta_entropy
+    if "epsilon" in policy.rules and d is not None and abs(d) > policy.epsilon:
+        out.append(_alert(w, "epsilon", d, policy.epsilon, "info",
+                          f"{w.monitor_key}: |ΔS| = {abs(d):.3f} nats > ε = {policy.epsilon:g} at {when}"))
+    if "delta_z" in policy.rules and d is not None and w.delta_se:
+        z = d / w.delta_se
+        if abs(z) > policy.z:
+            out.append(_alert(w, "delta_z", z, policy.z, "warning",
+                              f"{w.monitor_key}: ΔS = {d:+.3f} ± {w.delta_se:.3f} nats (z = {z:+.1f}) at {when}",
+                              p_value=two_sided_p(z)))
+    if "trend" in policy.rules and len(state.history) == policy.trend_windows:
+        slope, se = trend_slope([h[1] for h in state.history], [h[2] for h in state.history])
+        if se > 0 and abs(slope / se) > policy.z:
+            z = slope / se
+            out.append(_alert(w, "trend", z, policy.z, "warning",
+                              f"{w.monitor_key}: S moves {slope:+.3f} ± {se:.3f} nats per window over the last "
+                              f"{policy.trend_windows} windows (z = {z:+.1f}) at {when}", p_value=two_sided_p(z),
+                              slope=slope, slope_se=se, trend_windows=[h[0] for h in state.history]))
+    return out

@@ -1,0 +1,219 @@
+"""The Faust application: classify → event-time windows → alerts.
+
+Stages (one agent each):
+
+1. ``classify``: reads raw input messages in batches (``stream.take_events``),
+   validates them, runs the classifier in a thread, and produces classified
+   records keyed by monitor key. Bad messages go to the dead-letter topic.
+2. ``windows``: per monitor key, counts categories in event-time tumbling
+   windows held in a changelog-backed table (so a restarted worker resumes),
+   and emits each window's statistic once when the watermark passes its end.
+   The table value keeps the highest input offset applied per input partition,
+   so redelivered or re-classified messages are not counted twice.
+3. ``alerts``: evaluates the alert rules on each window statistic.
+
+The window and alert logic lives in pure modules (``streams.windowing``,
+``streams.alerting``); this module only wires them to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import faust
+
+from classifier.base import Classifier
+from streams.alerting import AlertPolicy, AlertState, evaluate
+from streams.records import (
+    ClassifiedResponse,
+    DeadLetter,
+    LateEvent,
+    RecordError,
+    ResponseEvent,
+    WindowStatistic,
+)
+from streams.settings import Settings
+from streams.windowing import KeyWindows, WindowConfig
+
+log = logging.getLogger("valuedrift.worker")
+
+TICK_KEY = "tick"
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Faust App options; the embedded broker needs one record per producer batch."""
+    opts: dict[str, Any] = dict(
+        broker=settings.broker.faust,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        autodiscover=False,
+        datadir=str(settings.datadir / settings.app_id),
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 8),
+        broker_rebalance_timeout=max(10.0, settings.session_timeout_seconds * 2),
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_max_fetch_size=max(4 * 1024 * 1024, settings.max_message_bytes * 2),
+        producer_max_request_size=max(1024 * 1024, settings.max_message_bytes * 2),
+    )
+    if settings.broker.embedded:
+        opts["producer_max_batch_size"] = 1
+    return opts
+
+
+def create_app(settings: Settings, classifier: Classifier) -> faust.App:
+    """Return a Faust app with the three stages wired to the configured topics."""
+    settings.datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(settings.app_id, **faust_settings(settings))
+    names = settings.topics
+    cfg = WindowConfig(size=settings.window_seconds, lateness=settings.lateness_seconds,
+                       categories=classifier.taxonomy.codes)
+    policy = AlertPolicy(epsilon=settings.epsilon, z=settings.z_threshold, trend_windows=settings.trend_windows)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+
+    responses = app.topic(names.responses, key_type=bytes, value_type=bytes)
+    classified = topic(names.classified)
+    entropy = topic(names.entropy)
+    alerts = topic(names.alerts)
+    deadletter = topic(names.deadletter)
+    late = topic(names.late)
+    state = app.Table("window-state", default=None, partitions=settings.partitions,
+                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    alert_state = app.Table("alert-state", default=None, partitions=settings.partitions,
+                            schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    last_seen: dict[str, float] = {}
+    started = time.monotonic()
+
+    async def dead(event: faust.EventT, stage: str, reason: str) -> None:
+        m = event.message
+        log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
+        rec = DeadLetter.of(event.value, m.topic, m.partition, m.offset, stage, reason)
+        await deadletter.send(value=rec.to_bytes())
+
+    @app.agent(responses, name="classify")
+    async def classify(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            batch: list[tuple[ResponseEvent, faust.EventT]] = []
+            for ev in events:
+                raw = ev.value
+                if not raw:
+                    await dead(ev, "classify", "empty message")
+                    continue
+                if len(raw) > settings.max_message_bytes:
+                    await dead(ev, "classify", f"message of {len(raw)} bytes exceeds max_message_bytes="
+                                               f"{settings.max_message_bytes}")
+                    continue
+                try:
+                    batch.append((ResponseEvent.parse_bytes(raw), ev))
+                except RecordError as err:
+                    await dead(ev, "classify", f"invalid response event: {err}")
+            if not batch:
+                continue
+            probs = await loop.run_in_executor(
+                None, classifier.predict_proba, [r.prompt for r, _ in batch], [r.response for r, _ in batch]
+            )
+            codes = classifier.taxonomy.codes
+            for (rec, ev), row in zip(batch, probs, strict=True):
+                out = ClassifiedResponse(
+                    id=rec.id, monitor_key=rec.monitor_key, event_time=rec.event_time,
+                    category=codes[int(row.argmax())], probs={c: float(p) for c, p in zip(codes, row)},
+                    model_version=classifier.version,
+                    source_partition=ev.message.partition, source_offset=ev.message.offset,
+                )
+                await classified.send(key=rec.monitor_key.encode(), value=out.to_bytes())
+
+    async def emit(stats: list[WindowStatistic]) -> None:
+        for st in stats:
+            await entropy.send(key=st.monitor_key.encode(), value=st.to_bytes())
+
+    @app.agent(classified, name="windows")
+    async def windows(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            raw = ev.value or b""
+            if raw.startswith(b'{"' + TICK_KEY.encode()):
+                await close_idle(ev.message.partition)
+                continue
+            try:
+                rec = ClassifiedResponse.parse_bytes(raw)
+            except RecordError as err:
+                await dead(ev, "windows", f"invalid classified record: {err}")
+                continue
+            if rec.category not in cfg.categories:
+                await dead(ev, "windows", f"category {rec.category!r} is not in taxonomy {list(cfg.categories)}")
+                continue
+            key = rec.monitor_key
+            kw = KeyWindows.from_dict(state.get(key))
+            source = None if rec.source_offset is None else (rec.source_partition or 0, rec.source_offset)
+            probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
+            res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source)
+            if res.duplicate:
+                continue
+            last_seen[key] = time.monotonic()
+            kw.partition = ev.message.partition
+            await emit(res.closed)
+            if res.late:
+                log.info("late event %s for %s window %s", rec.id, key, res.window_start)
+                lr = LateEvent(record=rec, window_start=res.window_start, closed_until=res.closed_until)
+                await late.send(key=key.encode(), value=lr.to_bytes())
+            state[key] = kw.to_dict()
+
+    async def close_idle(partition: int) -> None:
+        if settings.idle_close_seconds <= 0:
+            return
+        now = time.monotonic()
+        for key, value in list(state.items()):
+            if not value or value.get("partition") != partition or not value.get("open"):
+                continue
+            if now - last_seen.get(key, started) < settings.idle_close_seconds:
+                continue
+            kw = KeyWindows.from_dict(value)
+            await emit(kw.close_all(cfg, key, "idle"))
+            state[key] = kw.to_dict()
+
+    if settings.idle_close_seconds > 0:
+        @app.timer(interval=max(0.5, min(settings.idle_close_seconds / 2, 30.0)))
+        async def tick() -> None:
+            # Idle windows are closed inside the windows stream, where table
+            # writes go to the right changelog partition: send each owned
+            # partition a tick.
+            payload = json.dumps({TICK_KEY: time.time()}).encode()
+            for tp in app.assignor.assigned_actives():
+                if tp.topic == names.classified:
+                    await classified.send(value=payload, partition=tp.partition)
+
+    @app.agent(entropy, name="alerts")
+    async def alerting(stream: faust.StreamT) -> None:
+        async for ev in stream.events():
+            try:
+                st = WindowStatistic.parse_bytes(ev.value or b"")
+            except RecordError as err:
+                await dead(ev, "alerts", f"invalid window statistic: {err}")
+                continue
+            ast = AlertState.from_dict(alert_state.get(st.monitor_key))
+            fired = evaluate(st, policy, ast)
+            for a in fired:
+                await alerts.send(key=a.monitor_key.encode(), value=a.to_bytes())
+            alert_state[st.monitor_key] = ast.to_dict()
+
+    app.valuedrift_settings = settings  # type: ignore[attr-defined]
+    return app
+
+
+def run_worker(settings: Settings, classifier: Classifier) -> None:
+    """Run a worker in the foreground until SIGINT/SIGTERM."""
+    from faust.worker import Worker
+
+    app = create_app(settings, classifier)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

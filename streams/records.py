@@ -1,0 +1,244 @@
+"""Typed records for every topic: the single definition of what travels on the wire.
+
+All records are JSON objects with a ``schema_version`` field. Event times are
+seconds since the Unix epoch (UTC); inputs may also give an ISO-8601 string.
+
+>>> ev = ResponseEvent.parse_bytes(
+...     b'{"id": "r1", "monitor_key": "model-a", "event_time": "2026-01-01T00:00:30Z",'
+...     b' "prompt": "Hi", "response": "Hello!"}')
+>>> ev.event_time
+1767225630.0
+>>> try:
+...     ResponseEvent.parse_bytes(b'{"id": "r1", "monitor_key": "m", "prompt": "Hi"}')
+... except RecordError as err:
+...     print(err)
+event_time: Field required; response: Field required
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+# Event times outside [2000-01-01, 2100-01-01) are almost always unit or clock bugs.
+MIN_EVENT_TIME = 946684800.0
+MAX_EVENT_TIME = 4102444800.0
+
+MetadataValue = str | int | float | bool | None
+
+
+class RecordError(ValueError):
+    """A message that does not match its record schema; the text says which fields and why."""
+
+
+def _explain(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "record"
+        parts.append(f"{loc}: {e['msg']}")
+    more = len(err.errors()) - 5
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def parse_event_time(value: Any) -> float:
+    """Return epoch seconds from a number or an ISO-8601 string; raise ValueError when out of range.
+
+    >>> parse_event_time("2026-01-01T00:00:00+00:00")
+    1767225600.0
+    >>> parse_event_time(1767225600)
+    1767225600.0
+    """
+    if isinstance(value, bool):
+        raise ValueError("event_time must be epoch seconds or an ISO-8601 string, not a boolean")
+    if isinstance(value, (int, float)):
+        t = float(value)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"event_time {value[:40]!r} is not an ISO-8601 time") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        t = dt.timestamp()
+    else:
+        raise ValueError("event_time must be epoch seconds or an ISO-8601 string")
+    if not math.isfinite(t) or not (MIN_EVENT_TIME <= t < MAX_EVENT_TIME):
+        raise ValueError(f"event_time {t!r} is outside 2000-01-01..2100-01-01 (epoch seconds expected)")
+    return t
+
+
+def format_time(t: float) -> str:
+    """Return an epoch time as an ISO-8601 UTC string.
+
+    >>> format_time(1767225600.0)
+    '2026-01-01T00:00:00Z'
+    """
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Record(BaseModel):
+    """Base of every wire record: strict JSON, versioned, immutable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    topic_role: ClassVar[str] = ""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    @classmethod
+    def parse_bytes(cls, raw: bytes | str) -> Any:
+        """Parse one JSON message; raise RecordError with a one-line reason when it does not fit."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as err:
+            raise RecordError(_explain(err)) from None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class _Timed(Record):
+    @field_validator("event_time", mode="before", check_fields=False)
+    @classmethod
+    def _event_time(cls, v: Any) -> float:
+        return parse_event_time(v)
+
+
+class ResponseEvent(_Timed):
+    """One (prompt, response) pair observed for a monitored key: the input of the pipeline."""
+
+    topic_role: ClassVar[str] = "responses"
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+    id: str = Field(min_length=1, max_length=512, description="unique id of the response")
+    monitor_key: str = Field(
+        min_length=1, max_length=256, description="what is monitored: a model, deployment, tenant or probe"
+    )
+    event_time: float = Field(description="when the response was produced, epoch seconds UTC")
+    prompt: str = Field(description="the user's prompt (last human turn)")
+    response: str = Field(description="the assistant's response")
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+
+class ClassifiedResponse(_Timed):
+    """A response event with its behavioural category and class probabilities."""
+
+    topic_role: ClassVar[str] = "classified"
+
+    id: str
+    monitor_key: str
+    event_time: float
+    category: str = Field(description="the most probable category code")
+    probs: dict[str, float] = Field(description="class probabilities by category code")
+    model_version: str
+    source_partition: int | None = Field(default=None, description="partition of the input message")
+    source_offset: int | None = Field(default=None, description="offset of the input message")
+
+
+class WindowStatistic(Record):
+    """Entropy of one closed event-time window for one key, emitted once when the window closes."""
+
+    topic_role: ClassVar[str] = "entropy"
+
+    monitor_key: str
+    window_start: float
+    window_end: float
+    n: int
+    counts: dict[str, int]
+    mean_probs: dict[str, float] = Field(description="mean classifier probability per category")
+    entropy: float = Field(description="plug-in entropy S in nats")
+    entropy_se: float = Field(description="delta-method standard error of S")
+    entropy_mm: float = Field(description="Miller–Madow bias-corrected entropy in nats")
+    delta_entropy: float | None = Field(description="S minus S of the key's previous window")
+    delta_se: float | None
+    prev_window_start: float | None
+    closed_by: Literal["watermark", "idle", "flush"]
+
+    @property
+    def id(self) -> str:
+        return f"{self.monitor_key}@{format_time(self.window_start)}"
+
+
+class Alert(Record):
+    """A rule that fired on a window statistic, with the evidence that made it fire."""
+
+    topic_role: ClassVar[str] = "alerts"
+
+    id: str = Field(description="deterministic: key, window start and rule")
+    monitor_key: str
+    window_start: float
+    window_end: float
+    rule: str
+    statistic: float
+    threshold: float
+    p_value: float | None = None
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeadLetter(Record):
+    """A message that could not be processed, kept whole (base64) with the reason."""
+
+    topic_role: ClassVar[str] = "deadletter"
+
+    payload_b64: str
+    topic: str
+    partition: int
+    offset: int
+    stage: str
+    reason: str
+
+    @classmethod
+    def of(cls, raw: bytes | None, topic: str, partition: int, offset: int, stage: str, reason: str) -> DeadLetter:
+        return cls(
+            payload_b64=base64.b64encode(raw or b"").decode(),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            stage=stage,
+            reason=reason[:2000],
+        )
+
+
+class LateEvent(Record):
+    """A classified response that arrived after its window had closed."""
+
+    topic_role: ClassVar[str] = "late"
+
+    record: ClassifiedResponse
+    window_start: float
+    closed_until: float = Field(description="end of the key's latest closed window")
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (
+    ResponseEvent,
+    ClassifiedResponse,
+    WindowStatistic,
+    Alert,
+    DeadLetter,
+    LateEvent,
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Return the JSON Schema of every record, by file name."""
+    out = {}
+    for rt in RECORD_TYPES:
+        schema = rt.model_json_schema()
+        schema["$id"] = f"valuedrift/{rt.__name__}/v{SCHEMA_VERSION}"
+        schema["x-topic"] = rt.topic_role
+        out[f"{rt.__name__}.schema.json"] = schema
+    return out
+
+
+def dump_schema(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,180 @@
+"""Worker settings and their defaults: one source of truth, read from CLI options or the environment.
+
+Every field ``x`` can be set with the environment variable ``VALUEDRIFT_X``.
+
+>>> s = Settings.from_env({"VALUEDRIFT_WINDOW_SECONDS": "60", "VALUEDRIFT_BROKER": "tansu://127.0.0.1:9999"})
+>>> s.window_seconds, s.broker.embedded
+(60.0, True)
+>>> Settings.from_env({"VALUEDRIFT_PARTITIONS": "many"})
+Traceback (most recent call last):
+...
+ValueError: VALUEDRIFT_PARTITIONS='many' is not a valid int
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.topics import Topics
+
+ENV_PREFIX = "VALUEDRIFT_"
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    """Where Kafka is. ``kafka://h1:9092,h2:9092`` is a real cluster; ``tansu://h:p`` the embedded broker.
+
+    The embedded broker (Tansu) reports wrong end offsets for multi-record
+    batches, so against it producers send one record per batch.
+    """
+
+    scheme: str
+    hosts: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerURL:
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            scheme, rest = "kafka", url
+        if scheme not in ("kafka", "tansu"):
+            raise ValueError(f"broker URL {url!r}: scheme must be kafka:// (a Kafka cluster) or tansu:// (embedded)")
+        hosts = tuple(h.strip() for h in rest.replace(";", ",").split(",") if h.strip())
+        for h in hosts:
+            host, _, port = h.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"broker URL {url!r}: {h!r} is not host:port")
+        if not hosts:
+            raise ValueError(f"broker URL {url!r} names no host:port")
+        return cls(scheme, hosts)
+
+    @property
+    def embedded(self) -> bool:
+        return self.scheme == "tansu"
+
+    @property
+    def bootstrap(self) -> str:
+        """Comma-separated host:port list for aiokafka."""
+        return ",".join(self.hosts)
+
+    @property
+    def faust(self) -> str:
+        """Broker string in Faust's format."""
+        return ";".join(f"kafka://{h}" for h in self.hosts)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{','.join(self.hosts)}"
+
+
+def _default_datadir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "valuedrift" / "worker"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs; defaults here are the project's defaults everywhere."""
+
+    broker: BrokerURL = field(default_factory=lambda: BrokerURL.parse(DEFAULT_BROKER))
+    app_id: str = "valuedrift"
+    topic_prefix: str = "valuedrift."
+    input_topic: str | None = None
+    partitions: int = 4
+    window_seconds: float = 300.0
+    lateness_seconds: float = 30.0
+    idle_close_seconds: float = 300.0
+    epsilon: float = 0.001
+    z_threshold: float = 3.29
+    trend_windows: int = 8
+    classifier: str = "default"
+    batch_size: int = 64
+    batch_within_seconds: float = 0.2
+    max_message_bytes: int = 1_000_000
+    datadir: Path = field(default_factory=_default_datadir)
+    session_timeout_seconds: float = 10.0
+    log_level: str = "WARNING"
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be >= 1, got {self.partitions}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.idle_close_seconds < 0:
+            raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
+        if self.max_message_bytes < 1024:
+            raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix, responses_override=self.input_topic)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with the given fields changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``VALUEDRIFT_*`` variables, then apply explicit overrides (CLI options)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("broker"), str):
+            values["broker"] = BrokerURL.parse(values["broker"])
+        if isinstance(values.get("datadir"), str):
+            values["datadir"] = Path(values["datadir"])
+        return cls(**values)
+
+    def env(self) -> dict[str, str]:
+        """Return these settings as ``VALUEDRIFT_*`` variables (to start a worker process with them)."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name))
+                for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
+
+def _convert(name: str, raw: str, typ: Any) -> Any:
+    t = str(typ)
+    try:
+        if t.startswith("int"):
+            return int(raw)
+        if t.startswith("float"):
+            return float(raw)
+    except ValueError:
+        kind = "int" if t.startswith("int") else "float"
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+    if name == "broker":
+        return BrokerURL.parse(raw)
+    return raw
+
+
+ENV_NAMES = tuple(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
+
+
+def parse_duration(text: str) -> float:
+    """Return seconds from ``90``, ``90s``, ``5m``, ``2h`` or ``1d``; raise ValueError otherwise.
+
+    >>> parse_duration("5m"), parse_duration("1.5"), parse_duration("250ms")
+    (300.0, 1.5, 0.25)
+    """
+    t = text.strip().lower()
+    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0)):
+        if t.endswith(suffix):
+            t, factor = t[: -len(suffix)], mult
+            break
+    else:
+        factor = 1.0
+    try:
+        value = float(t) * factor
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 5m, 2h") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 5m, 2h")
+    return value

@@ -1,0 +1,225 @@
+"""Event-time tumbling windows per monitored key, with a watermark and allowed lateness.
+
+Pure logic, free of Kafka and Faust: the stream worker keeps one ``KeyWindows``
+per key in a changelog-backed table; offline replay keeps them in a dict
+(``WindowEngine``). Both therefore close the same windows for the same events.
+
+Windows are aligned to the epoch: ``[k·size, (k+1)·size)``. A key's watermark is
+the latest event time seen for that key minus the allowed lateness; a window
+closes, and its statistic is emitted once, when the watermark passes its end.
+An event whose window has already closed is *late*: it is reported, not counted.
+Each state remembers the highest source offset applied per partition, so a
+message redelivered after a crash is recognised and skipped (effectively-once).
+
+>>> cfg = WindowConfig(size=60, lateness=5)
+>>> eng = WindowEngine(cfg)
+>>> eng.add("m", 10.0, "g1").closed
+[]
+>>> eng.add("m", 50.0, "g3").closed
+[]
+>>> [(w.window_start, w.n, w.counts["g3"]) for w in eng.add("m", 66.0, "g1").closed]
+[(0.0, 2, 1)]
+>>> eng.add("m", 30.0, "g1").late
+True
+>>> [(w.window_start, w.n, w.closed_by) for w in eng.flush()]
+[(60.0, 1, 'flush')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from classifier.taxonomy import CATEGORY_CODES
+from streams.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
+from streams.records import WindowStatistic
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Window size and allowed lateness in seconds, and the category codes being counted."""
+
+    size: float = 300.0
+    lateness: float = 30.0
+    categories: tuple[str, ...] = CATEGORY_CODES
+
+    def __post_init__(self) -> None:
+        if not self.size > 0:
+            raise ValueError(f"window size must be > 0 seconds, got {self.size!r}")
+        if not self.lateness >= 0:
+            raise ValueError(f"allowed lateness must be >= 0 seconds, got {self.lateness!r}")
+
+    @property
+    def size_ms(self) -> int:
+        return int(round(self.size * 1000))
+
+    @property
+    def lateness_ms(self) -> int:
+        return int(round(self.lateness * 1000))
+
+
+@dataclass
+class AddResult:
+    """What adding one event did: the windows it closed, and whether it was late or a duplicate."""
+
+    closed: list[WindowStatistic] = field(default_factory=list)
+    late: bool = False
+    duplicate: bool = False
+    window_start: float = 0.0
+    closed_until: float = 0.0
+
+
+class KeyWindows:
+    """The open windows and watermark of one monitored key; serialisable with ``to_dict``."""
+
+    __slots__ = ("open", "max_event_ms", "closed_until_ms", "prev", "offsets", "late", "partition")
+
+    def __init__(self) -> None:
+        # window start (ms) -> [n, counts..., prob sums...]
+        self.open: dict[int, list[float]] = {}
+        self.max_event_ms: int | None = None
+        self.closed_until_ms: int = 0
+        self.prev: tuple[int, float, float] | None = None  # (start ms, S, SE) of the last emitted window
+        self.offsets: dict[int, int] = {}
+        self.late: int = 0
+        self.partition: int | None = None  # the stream partition this key's state lives on
+
+    def is_duplicate(self, partition: int, offset: int) -> bool:
+        """Return True when this source offset was already applied (a redelivery after a crash)."""
+        return offset <= self.offsets.get(partition, -1)
+
+    def add(
+        self,
+        cfg: WindowConfig,
+        key: str,
+        event_time: float,
+        category: str,
+        probs: Sequence[float] | None = None,
+        *,
+        source: tuple[int, int] | None = None,
+    ) -> AddResult:
+        """Count one classified event; return the windows that closed because of it.
+
+        ``source`` is the (partition, offset) of the event's original input
+        message; an offset at or below the highest one already applied for
+        that partition is a redelivery and is skipped.
+        """
+        if source is not None:
+            if self.is_duplicate(*source):
+                return AddResult(duplicate=True)
+            self.offsets[source[0]] = source[1]
+        k = len(cfg.categories)
+        t_ms = int(round(event_time * 1000))
+        start = (t_ms // cfg.size_ms) * cfg.size_ms
+        if start + cfg.size_ms <= self.closed_until_ms:
+            self.late += 1
+            return AddResult(late=True, window_start=start / 1000, closed_until=self.closed_until_ms / 1000)
+        acc = self.open.get(start)
+        if acc is None:
+            acc = self.open[start] = [0.0] * (1 + 2 * k)
+        acc[0] += 1
+        acc[1 + cfg.categories.index(category)] += 1
+        if probs is None:
+            acc[1 + k + cfg.categories.index(category)] += 1.0
+        else:
+            for i, p in enumerate(probs):
+                acc[1 + k + i] += p
+        if self.max_event_ms is None or t_ms > self.max_event_ms:
+            self.max_event_ms = t_ms
+            watermark = t_ms - cfg.lateness_ms
+            boundary = (watermark // cfg.size_ms) * cfg.size_ms
+            if boundary > self.closed_until_ms:
+                return AddResult(closed=self._close(cfg, key, boundary, "watermark"), window_start=start / 1000)
+        return AddResult(window_start=start / 1000)
+
+    def close_all(self, cfg: WindowConfig, key: str, closed_by: str) -> list[WindowStatistic]:
+        """Close every open window (end of input, or the key went idle)."""
+        if not self.open:
+            return []
+        end = max(self.open) + cfg.size_ms
+        return self._close(cfg, key, max(end, self.closed_until_ms), closed_by)
+
+    def _close(self, cfg: WindowConfig, key: str, until_ms: int, closed_by: str) -> list[WindowStatistic]:
+        self.closed_until_ms = until_ms
+        out = []
+        for start in sorted(s for s in self.open if s + cfg.size_ms <= until_ms):
+            out.append(self._statistic(cfg, key, start, self.open.pop(start), closed_by))
+        return out
+
+    def _statistic(self, cfg: WindowConfig, key: str, start: int, acc: list[float], closed_by: str) -> WindowStatistic:
+        k = len(cfg.categories)
+        n = int(acc[0])
+        counts = acc[1 : 1 + k]
+        s = plugin_entropy(counts)
+        se = entropy_se(counts)
+        if self.prev is None:
+            d = dse = prev_start = None
+        else:
+            prev_start_ms, prev_s, prev_se = self.prev
+            d, dse, prev_start = s - prev_s, delta_se(se, prev_se), prev_start_ms / 1000
+        self.prev = (start, s, se)
+        return WindowStatistic(
+            monitor_key=key,
+            window_start=start / 1000,
+            window_end=(start + cfg.size_ms) / 1000,
+            n=n,
+            counts={c: int(v) for c, v in zip(cfg.categories, counts)},
+            mean_probs={c: v / n for c, v in zip(cfg.categories, acc[1 + k :])},
+            entropy=s,
+            entropy_se=se,
+            entropy_mm=miller_madow_entropy(counts),
+            delta_entropy=d,
+            delta_se=dse,
+            prev_window_start=prev_start,
+            closed_by=closed_by,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable snapshot (the value stored in the changelog-backed table)."""
+        return {
+            "open": {str(s): acc for s, acc in self.open.items()},
+            "max_event_ms": self.max_event_ms,
+            "closed_until_ms": self.closed_until_ms,
+            "prev": list(self.prev) if self.prev else None,
+            "offsets": {str(p): o for p, o in self.offsets.items()},
+            "late": self.late,
+            "partition": self.partition,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> KeyWindows:
+        kw = cls()
+        if not d:
+            return kw
+        kw.open = {int(s): list(acc) for s, acc in d["open"].items()}
+        kw.max_event_ms = d["max_event_ms"]
+        kw.closed_until_ms = d["closed_until_ms"]
+        kw.prev = tuple(d["prev"]) if d["prev"] else None  # type: ignore[assignment]
+        kw.offsets = {int(p): o for p, o in d["offsets"].items()}
+        kw.late = d["late"]
+        kw.partition = d.get("partition")
+        return kw
+
+
+class WindowEngine:
+    """Windows for many keys held in memory: offline replay and tests use this directly."""
+
+    def __init__(self, cfg: WindowConfig) -> None:
+        self.cfg = cfg
+        self.keys: dict[str, KeyWindows] = {}
+
+    def add(
+        self, key: str, event_time: float, category: str, probs: Sequence[float] | None = None
+    ) -> AddResult:
+        kw = self.keys.get(key)
+        if kw is None:
+            kw = self.keys[key] = KeyWindows()
+        return kw.add(self.cfg, key, event_time, category, probs)
+
+    def flush(self) -> list[WindowStatistic]:
+        """Close every key's open windows at the end of the input, in key order."""
+        out: list[WindowStatistic] = []
+        for key in sorted(self.keys):
+            out.extend(self.keys[key].close_all(self.cfg, key, "flush"))
+        return out
