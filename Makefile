@@ -15,6 +15,7 @@ demo: $(STAMP)
 	$(VENV)/bin/valuedrift demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

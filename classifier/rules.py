@@ -54,12 +54,13 @@ HARM_TERMS = (
 _HARM = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in HARM_TERMS) + r")", re.IGNORECASE)
 
 _WORD = re.compile(r"[a-z][a-z']+")
-_STOP = frozenset(
-    "a an and are as at be but by can could did do does for from get got had has have how i if in into is it its"
-    " me my of on or our should so some than that the their them then there these they this to up us was we what"
-    " when where which who why will with would you your yours about just like any all also best way ways make"
-    " want need know tell give please help one out more most much very".split()
-)
+_STOP_WORDS = """
+a an and are as at be but by can could did do does for from get got had has have how i if in into is
+it its me my of on or our should so some than that the their them then there these they this to up
+us was we what when where which who why will with would you your yours about just like any all also
+best way ways make want need know tell give please help one out more most much very
+"""
+_STOP = frozenset(_STOP_WORDS.split())
 
 
 def content_words(text: str) -> set[str]:

@@ -24,6 +24,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def unreachable(settings: object, err: Exception) -> NoReturn:
+    name = err.__class__.__name__
+    text = str(err) if str(err).startswith(name) else f"{name}: {err}"
+    fail(f"cannot reach the broker at {settings.broker}: {text}; start one with `valuedrift broker` or pass "  # type: ignore[attr-defined]
+         f"--broker", 1)
+
+
+def quiet_kafka_logs() -> None:
+    """aiokafka logs connection failures itself; the CLI reports them once, in one line."""
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 BrokerOpt = Annotated[str | None, typer.Option(
     "--broker", help="kafka://host:port[,host:port] for a Kafka cluster, tansu://host:port for the embedded "
                      "broker [env VALUEDRIFT_BROKER; default kafka://127.0.0.1:9092]")]
@@ -90,17 +104,22 @@ def worker(
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
-        epsilon=epsilon, z_threshold=z, trend_windows=trend_windows, classifier=classifier, partitions=partitions, topic_prefix=topic_prefix,
+        epsilon=epsilon, z_threshold=z, trend_windows=trend_windows, classifier=classifier, partitions=partitions,
+        topic_prefix=topic_prefix,
         input_topic=input_topic, batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
     )
     try:
         clf = load_classifier(settings.classifier)
     except ValueError as err:
         fail(str(err))
+    quiet_kafka_logs()
     try:
         asyncio.run(ensure_topics(settings))
     except Exception as err:  # noqa: BLE001 - any connection failure is reported in one line
-        fail(f"cannot reach the broker at {settings.broker}: {err.__class__.__name__}: {err}", 1)
+        unreachable(settings, err)
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     run_worker(settings, clf)
 
 
@@ -111,10 +130,11 @@ def topics(broker: BrokerOpt = None, partitions: Annotated[int | None, typer.Opt
     from ops.kafka import ensure_topics
 
     settings = load_settings(broker=broker, partitions=partitions, topic_prefix=topic_prefix)
+    quiet_kafka_logs()
     try:
         created = asyncio.run(ensure_topics(settings))
-    except Exception as err:  # noqa: BLE001
-        fail(f"cannot reach the broker at {settings.broker}: {err.__class__.__name__}: {err}", 1)
+    except Exception as err:  # noqa: BLE001 - any connection failure is reported in one line
+        unreachable(settings, err)
     for t in settings.topics.all():
         typer.echo(f"{t}{'  (created)' if t in created else ''}")
 

@@ -90,9 +90,10 @@ async def _run(settings: Settings, windows: int, per_window: int, seed: int, tim
 
 def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Console) -> bool:
     """Print a per-key summary; return True when the drifting model's entropy rose and it was alerted on."""
-    t = Table(title="summary")
-    for col in ("key", "windows", "S first 3", "S last 3", *(f"{r} alerts" for r in RULES)):
-        t.add_column(col)
+    console.print()
+    t = Table(title="summary (alerts by rule)")
+    for col in ("key", "windows", "S first 3", "S last 3", *RULES):
+        t.add_column(col, no_wrap=True)
     ok = False
     for key in sorted({s.monitor_key for s in stats}):
         ws = sorted((s for s in stats if s.monitor_key == key), key=lambda s: s.window_start)

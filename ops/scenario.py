@@ -30,7 +30,7 @@ def drifting_probs(window: int, windows: int, onset: int | None = None) -> tuple
         return STABLE
     span = max(windows - 1 - onset, 1)
     a = 0.5 + 0.5 * (window - onset) / span
-    return tuple((1 - a) * s + a * d for s, d in zip(STABLE, DRIFTED))
+    return tuple((1 - a) * s + a * d for s, d in zip(STABLE, DRIFTED, strict=False))
 
 
 def demo_events(

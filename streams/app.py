@@ -91,8 +91,11 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
     alert_state = app.Table("alert-state", default=None, partitions=settings.partitions,
                             schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    # Wall-clock time each key last had an event; keys restored from the changelog count from the
+    # moment this worker processed its first message, so a restart never idle-closes a window
+    # whose events are still waiting in the topic.
     last_seen: dict[str, float] = {}
-    started = time.monotonic()
+    resumed: list[float] = []
 
     async def dead(event: faust.EventT, stage: str, reason: str) -> None:
         m = event.message
@@ -127,7 +130,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             for (rec, ev), row in zip(batch, probs, strict=True):
                 out = ClassifiedResponse(
                     id=rec.id, monitor_key=rec.monitor_key, event_time=rec.event_time,
-                    category=codes[int(row.argmax())], probs={c: float(p) for c, p in zip(codes, row)},
+                    category=codes[int(row.argmax())], probs={c: float(p) for c, p in zip(codes, row, strict=False)},
                     model_version=classifier.version,
                     source_partition=ev.message.partition, source_offset=ev.message.offset,
                 )
@@ -141,6 +144,8 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     async def windows(stream: faust.StreamT) -> None:
         async for ev in stream.events():
             raw = ev.value or b""
+            if not resumed:
+                resumed.append(time.monotonic())
             if raw.startswith(b'{"' + TICK_KEY.encode()):
                 await close_idle(ev.message.partition)
                 continue
@@ -175,7 +180,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         for key, value in list(state.items()):
             if not value or value.get("partition") != partition or not value.get("open"):
                 continue
-            if now - last_seen.get(key, started) < settings.idle_close_seconds:
+            if now - last_seen.get(key, resumed[0]) < settings.idle_close_seconds:
                 continue
             kw = KeyWindows.from_dict(value)
             await emit(kw.close_all(cfg, key, "idle"))

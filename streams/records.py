@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -67,7 +67,7 @@ def parse_event_time(value: Any) -> float:
         except ValueError:
             raise ValueError(f"event_time {value[:40]!r} is not an ISO-8601 time") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         t = dt.timestamp()
     else:
         raise ValueError("event_time must be epoch seconds or an ISO-8601 string")
@@ -82,7 +82,7 @@ def format_time(t: float) -> str:
     >>> format_time(1767225600.0)
     '2026-01-01T00:00:00Z'
     """
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Record(BaseModel):

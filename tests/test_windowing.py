@@ -93,7 +93,8 @@ def test_bad_config_is_rejected():
 
 
 events = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c"]), st.floats(min_value=0, max_value=3600), st.sampled_from(CATEGORY_CODES)),
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.floats(min_value=0, max_value=3600),
+              st.sampled_from(CATEGORY_CODES)),
     max_size=300,
 )
 

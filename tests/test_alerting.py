@@ -1,0 +1,88 @@
+import random
+
+import pytest
+
+from streams.alerting import AlertPolicy, AlertState, evaluate, trend_slope, two_sided_p
+from streams.windowing import WindowConfig, WindowEngine
+
+T0 = 1767225600.0
+
+
+def windows_from(probs_per_window, k=100, seed=0):
+    """Simulate k categorical draws per window and return the closed window statistics."""
+    rng = random.Random(seed)
+    eng = WindowEngine(WindowConfig(size=60, lateness=0))
+    out = []
+    codes = ["g1", "g2", "g3", "g4", "g5"]
+    for w, p in enumerate(probs_per_window):
+        for i in range(k):
+            out.extend(eng.add("k", T0 + 60 * w + i * 60 / k, rng.choices(codes, weights=p)[0]).closed)
+    return out + eng.flush()
+
+
+def run_rules(stats, policy=AlertPolicy()):
+    st = AlertState()
+    return [a for w in stats for a in evaluate(w, policy, st)]
+
+
+P = (0.6, 0.2, 0.1, 0.05, 0.05)
+
+
+def test_epsilon_rule_fires_on_almost_every_window_without_change():
+    stats = windows_from([P] * 200, seed=1)
+    alerts = run_rules(stats)
+    eps = sum(a.rule == "epsilon" for a in alerts)
+    assert eps >= 0.95 * (len(stats) - 1)
+
+
+def test_calibrated_rules_stay_quiet_without_change():
+    stats = windows_from([P] * 400, seed=2)
+    alerts = run_rules(stats)
+    calibrated = [a for a in alerts if a.rule in ("delta_z", "trend")]
+    assert len(calibrated) <= 4  # ~1 per 1000 tests per rule at z = 3.29
+
+
+def test_a_large_jump_fires_delta_z_with_evidence():
+    stats = windows_from([(0.96, 0.01, 0.01, 0.01, 0.01)] * 5 + [(0.3, 0.3, 0.2, 0.1, 0.1)] * 3, seed=3)
+    alerts = [a for a in run_rules(stats) if a.rule == "delta_z"]
+    assert alerts and alerts[0].window_start == T0 + 5 * 60
+    a = alerts[0]
+    assert a.severity == "warning" and a.p_value < 0.001 and a.statistic > a.threshold
+    assert a.evidence["windows"] == [T0 + 4 * 60, T0 + 5 * 60]
+    assert a.id == "k@2026-01-01T00:05:00Z/delta_z"
+
+
+def test_slow_drift_fires_trend_but_not_delta_z():
+    base, end = (0.9, 0.025, 0.025, 0.025, 0.025), (0.4, 0.15, 0.15, 0.15, 0.15)
+    steps = [tuple(b + (e - b) * i / 19 for b, e in zip(base, end, strict=False)) for i in range(20)]
+    alerts = run_rules(windows_from(steps, seed=4))
+    rules = {a.rule for a in alerts}
+    assert "trend" in rules
+    trend = next(a for a in alerts if a.rule == "trend")
+    assert trend.evidence["slope"] > 0 and len(trend.evidence["trend_windows"]) == 8
+
+
+def test_redelivered_window_raises_nothing_twice():
+    stats = windows_from([P] * 3, seed=5)
+    st = AlertState()
+    first = [evaluate(w, AlertPolicy(), st) for w in stats]
+    again = [evaluate(w, AlertPolicy(), st) for w in stats]
+    assert any(first) and not any(again)
+
+
+def test_trend_slope_se_matches_the_closed_form_for_equal_errors():
+    for t in (3, 8, 20):
+        _, se = trend_slope([0.0] * t, [0.1] * t)
+        assert se == pytest.approx(0.1 * (12 / (t * (t * t - 1))) ** 0.5)
+
+
+def test_two_sided_p():
+    assert two_sided_p(3.29) == pytest.approx(0.001, rel=0.01)
+    assert two_sided_p(0) == 1.0
+
+
+def test_policy_validation_names_the_problem():
+    with pytest.raises(ValueError, match="unknown alert rule"):
+        AlertPolicy(rules=("nope",))
+    with pytest.raises(ValueError, match="epsilon"):
+        AlertPolicy(epsilon=-1)

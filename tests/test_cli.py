@@ -1,0 +1,46 @@
+"""The command line: --help everywhere, and bad input gives one line naming the problem, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["broker", "worker", "topics", "schemas", "demo"]
+
+
+def run(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("cmd", [[], *([c] for c in COMMANDS)])
+def test_help(cmd):
+    r = run(*cmd, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["worker", "--window", "soon"], "'soon' is not a duration"),
+    (["worker", "--broker", "http://x:1"], "scheme must be kafka://"),
+    (["worker", "--partitions", "0"], "partitions must be >= 1"),
+    (["worker", "--classifier", "gpt-judge", "--broker", "kafka://127.0.0.1:1"], "unknown classifier 'gpt-judge'"),
+    (["topics", "--broker", "kafka://127.0.0.1:1"], "cannot reach the broker at kafka://127.0.0.1:1"),
+])
+def test_bad_arguments_give_one_line(args, fragment):
+    r = run(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
+
+
+def test_bad_environment_variable_gives_one_line():
+    import os
+
+    r = run("worker", env={**os.environ, "VALUEDRIFT_Z_THRESHOLD": "high"})
+    assert r.returncode != 0 and r.stderr.strip() == "error: VALUEDRIFT_Z_THRESHOLD='high' is not a valid float"
+
+
+def test_schemas_check_passes_on_committed_files():
+    r = run("schemas", "--check")
+    assert r.returncode == 0, r.stderr

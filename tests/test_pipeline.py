@@ -1,0 +1,131 @@
+"""The live pipeline on the real embedded broker: exact windows, alerts, dead letters, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+
+from classifier.rules import RuleClassifier
+from ops.kafka import ensure_topics, read_topic, send_all
+from ops.worker_process import WorkerProcess
+from streams.entropy import entropy_se, plugin_entropy
+from streams.offline import run_offline
+from streams.records import Alert, DeadLetter, ResponseEvent, WindowStatistic
+from tests.texts import PAIRS
+
+pytestmark = pytest.mark.integration
+
+T0 = 1767225600.0
+
+
+def ev(i: int, key: str, t: float, code: str) -> ResponseEvent:
+    prompt, response = PAIRS[code]
+    return ResponseEvent(id=f"{key}-{i}", monitor_key=key, event_time=T0 + t, prompt=prompt, response=response)
+
+
+def produce(settings, events, extra=()):
+    msgs = [(e.monitor_key.encode(), e.to_bytes()) for e in events] + list(extra)
+    asyncio.run(send_all(settings.broker, settings.topics.responses, msgs))
+
+
+def windows_of(settings, expect, timeout=90.0):
+    raw = asyncio.run(read_topic(settings.broker, settings.topics.entropy, expect=expect, timeout=timeout))
+    return [WindowStatistic.parse_bytes(r) for r in raw]
+
+
+def alerts_of(settings, idle=3.0):
+    raw = asyncio.run(read_topic(settings.broker, settings.topics.alerts, timeout=30, idle=idle))
+    return [Alert.parse_bytes(r) for r in raw]
+
+
+def comparable(ws):
+    return sorted((w.monitor_key, w.window_start, w.n, tuple(w.counts.items()), round(w.entropy, 12),
+                   None if w.delta_entropy is None else round(w.delta_entropy, 12)) for w in ws)
+
+
+def scenario(n_windows=8, per_window=15, seed=11):
+    rng = random.Random(seed)
+    out = []
+    for w in range(n_windows):
+        for key in ("alpha", "beta"):
+            for i in range(per_window):
+                code = rng.choice(list(PAIRS)) if key == "alpha" or w < 4 else rng.choice(["g2", "g4", "g5"])
+                out.append(ev(len(out), key, w * 60 + (i + 0.5) * 60 / per_window, code))
+    return out
+
+
+def test_exact_windows_alerts_and_dead_letters(settings, tmp_path):
+    settings = settings.replace(max_message_bytes=2048)
+    asyncio.run(ensure_topics(settings))
+    events = [ev(0, "a", 1, "g1"), ev(1, "a", 10, "g1"), ev(2, "a", 20, "g3"), ev(3, "a", 30, "g1"),
+              ev(4, "b", 5, "g5"), ev(5, "a", 61, "g4"), ev(6, "a", 70, "g4")]
+    bad = [(None, b"not json"), (None, b""), (None, b'{"id": "x", "monitor_key": "a"}'),
+           (None, json.dumps({"id": "big", "monitor_key": "a", "event_time": T0, "prompt": "p",
+                              "response": "x" * 5000}).encode()),
+           (None, b'{"id": "t", "monitor_key": "a", "event_time": 99999999999, "prompt": "p", "response": "r"}')]
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        produce(settings, events[:3], extra=bad[:3])
+        produce(settings, events[3:], extra=bad[3:])
+        ws = windows_of(settings, expect=3)
+        assert worker.running, worker.log_tail()
+        dls = [DeadLetter.parse_bytes(r) for r in asyncio.run(
+            read_topic(settings.broker, settings.topics.deadletter, expect=5, timeout=30))]
+        alerts = alerts_of(settings)
+    by = {(w.monitor_key, w.window_start - T0): w for w in ws}
+    assert sorted(by) == [("a", 0.0), ("a", 60.0), ("b", 0.0)]
+    a0, a1, b0 = by[("a", 0.0)], by[("a", 60.0)], by[("b", 0.0)]
+    assert a0.counts == {"g1": 3, "g2": 0, "g3": 1, "g4": 0, "g5": 0} and a0.n == 4
+    assert a0.entropy == pytest.approx(0.5623351446) and a0.entropy_se == pytest.approx(entropy_se([3, 1]))
+    assert a1.counts["g4"] == 2 and a1.entropy == 0.0 and a1.delta_entropy == pytest.approx(-0.5623351446)
+    assert b0.counts["g5"] == 1 and b0.delta_entropy is None
+    assert [a.id for a in alerts] == ["a@2026-01-01T00:01:00Z/epsilon"]
+    reasons = sorted(d.reason for d in dls)
+    assert len(dls) == 5
+    assert any("Invalid JSON" in r for r in reasons) and "empty message" in reasons
+    assert any("event_time: Field required" in r for r in reasons)
+    assert any("exceeds max_message_bytes=2048" in r for r in reasons)
+    assert any("outside 2000-01-01" in r for r in reasons)
+    assert all(d.topic == settings.topics.responses and d.stage == "classify" for d in dls)
+    assert plugin_entropy(list(a0.counts.values())) == a0.entropy
+
+
+def test_live_pipeline_matches_offline_run(settings, tmp_path):
+    asyncio.run(ensure_topics(settings))
+    events = scenario()
+    expected = run_offline(events, RuleClassifier(), settings)
+    with WorkerProcess(settings, tmp_path / "worker.log"):
+        produce(settings, events)
+        live = windows_of(settings, expect=len(expected.windows))
+        alerts = alerts_of(settings)
+    assert comparable(live) == comparable(expected.windows)
+    assert sorted(a.id for a in alerts) == sorted(a.id for a in expected.alerts)
+    assert any(a.rule == "trend" or a.rule == "delta_z" for a in alerts if a.monitor_key == "beta")
+
+
+@pytest.mark.parametrize("how", ["graceful", "sigkill"])
+def test_restart_mid_stream_gives_the_same_windows(settings, tmp_path, how):
+    settings = settings.replace(idle_close_seconds=6.0)
+    asyncio.run(ensure_topics(settings))
+    events = scenario(seed=12)
+    expected = run_offline(events, RuleClassifier(), settings)
+    half = len(events) // 2
+    with WorkerProcess(settings, tmp_path / "w1.log") as w1:
+        produce(settings, events[:half])
+        first = windows_of(settings, expect=4)
+        assert first, w1.log_tail()
+        if how == "sigkill":
+            w1.kill()
+    with WorkerProcess(settings, tmp_path / "w2.log") as w2:
+        produce(settings, events[half:])
+        live = windows_of(settings, expect=len(expected.windows))
+        assert w2.running
+    distinct = {}
+    for w in live:
+        prior = distinct.setdefault(w.id, w)
+        assert prior == w, f"window {w.id} was emitted twice with different values"
+    if how == "graceful":
+        assert len(live) == len(distinct), "a window was emitted twice after a graceful restart"
+    assert comparable(distinct.values()) == comparable(expected.windows)

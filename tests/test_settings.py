@@ -1,0 +1,45 @@
+import pytest
+
+from streams.settings import ENV_NAMES, BrokerURL, Settings, parse_duration
+from streams.topics import Topics
+
+
+def test_broker_urls():
+    b = BrokerURL.parse("kafka://k1:9092,k2:9093")
+    assert b.bootstrap == "k1:9092,k2:9093" and b.faust == "kafka://k1:9092;kafka://k2:9093" and not b.embedded
+    assert BrokerURL.parse("tansu://127.0.0.1:1234").embedded
+    assert BrokerURL.parse("localhost:9092").scheme == "kafka"
+    for bad in ("http://x:1", "kafka://nohost", "kafka://h:99999", "kafka://"):
+        with pytest.raises(ValueError, match="broker URL"):
+            BrokerURL.parse(bad)
+
+
+def test_env_then_overrides():
+    s = Settings.from_env({"VALUEDRIFT_EPSILON": "0.01", "VALUEDRIFT_TOPIC_PREFIX": "x."}, epsilon=0.5)
+    assert s.epsilon == 0.5 and s.topics.alerts == "x.alerts"
+    assert Settings.from_env(s.env()) == s
+
+
+def test_every_setting_has_an_env_name():
+    assert "VALUEDRIFT_BROKER" in ENV_NAMES and "VALUEDRIFT_WINDOW_SECONDS" in ENV_NAMES
+
+
+def test_bad_values_name_the_variable():
+    with pytest.raises(ValueError, match="VALUEDRIFT_EPSILON"):
+        Settings.from_env({"VALUEDRIFT_EPSILON": "tiny"})
+    with pytest.raises(ValueError, match="partitions"):
+        Settings(partitions=0)
+
+
+def test_durations():
+    assert parse_duration("2h") == 7200 and parse_duration("90") == 90
+    for bad in ("soon", "-5s", "inf"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
+
+
+def test_input_topic_override():
+    t = Topics(prefix="p.", responses_override="chat")
+    assert t.responses == "chat" and t.classified == "p.classified"
+    with pytest.raises(ValueError, match="unknown topic role"):
+        t.name("nope")
