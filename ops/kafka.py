@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.kafka_config import producer_config
 from streams.settings import BrokerURL, Settings
-
-
-def producer_config(broker: BrokerURL) -> dict[str, Any]:
-    """aiokafka producer settings; against the embedded broker one record per batch (its end-offset defect)."""
-    cfg: dict[str, Any] = {"bootstrap_servers": broker.bootstrap, "acks": "all", "linger_ms": 5}
-    if broker.embedded:
-        cfg.update(max_batch_size=1, linger_ms=0)
-    return cfg
 
 
 def make_producer(broker: BrokerURL) -> AIOKafkaProducer:

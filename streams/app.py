@@ -2,9 +2,10 @@
 
 Stages (one agent each):
 
-1. ``classify``: reads raw input messages in batches (``stream.take_events``),
-   validates them, runs the classifier in a thread, and produces classified
-   records keyed by monitor key. Bad messages go to the dead-letter topic.
+1. ``classify`` (``streams.classify_stage``): reads raw input messages in
+   batches, validates them, runs the classifier in a thread, produces
+   classified records keyed by monitor key, then commits. Bad messages go to
+   the dead-letter topic.
 2. ``windows``: per monitor key, counts categories in event-time tumbling
    windows held in a changelog-backed table (so a restarted worker resumes),
    and emits each window's statistic once when the watermark passes its end.
@@ -18,7 +19,6 @@ The window and alert logic lives in pure modules (``streams.windowing``,
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -28,14 +28,8 @@ import faust
 
 from classifier.base import Classifier
 from streams.alerting import AlertPolicy, AlertState, evaluate
-from streams.records import (
-    ClassifiedResponse,
-    DeadLetter,
-    LateEvent,
-    RecordError,
-    ResponseEvent,
-    WindowStatistic,
-)
+from streams.classify_stage import ClassifyStage
+from streams.records import ClassifiedResponse, DeadLetter, LateEvent, RecordError, WindowStatistic
 from streams.settings import Settings
 from streams.windowing import KeyWindows, WindowConfig
 
@@ -81,7 +75,6 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
-    responses = app.topic(names.responses, key_type=bytes, value_type=bytes)
     classified = topic(names.classified)
     entropy = topic(names.entropy)
     alerts = topic(names.alerts)
@@ -103,38 +96,9 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         rec = DeadLetter.of(event.value, m.topic, m.partition, m.offset, stage, reason)
         await deadletter.send(value=rec.to_bytes())
 
-    @app.agent(responses, name="classify")
-    async def classify(stream: faust.StreamT) -> None:
-        loop = asyncio.get_running_loop()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            batch: list[tuple[ResponseEvent, faust.EventT]] = []
-            for ev in events:
-                raw = ev.value
-                if not raw:
-                    await dead(ev, "classify", "empty message")
-                    continue
-                if len(raw) > settings.max_message_bytes:
-                    await dead(ev, "classify", f"message of {len(raw)} bytes exceeds max_message_bytes="
-                                               f"{settings.max_message_bytes}")
-                    continue
-                try:
-                    batch.append((ResponseEvent.parse_bytes(raw), ev))
-                except RecordError as err:
-                    await dead(ev, "classify", f"invalid response event: {err}")
-            if not batch:
-                continue
-            probs = await loop.run_in_executor(
-                None, classifier.predict_proba, [r.prompt for r, _ in batch], [r.response for r, _ in batch]
-            )
-            codes = classifier.taxonomy.codes
-            for (rec, ev), row in zip(batch, probs, strict=True):
-                out = ClassifiedResponse(
-                    id=rec.id, monitor_key=rec.monitor_key, event_time=rec.event_time,
-                    category=codes[int(row.argmax())], probs={c: float(p) for c, p in zip(codes, row, strict=False)},
-                    model_version=classifier.version,
-                    source_partition=ev.message.partition, source_offset=ev.message.offset,
-                )
-                await classified.send(key=rec.monitor_key.encode(), value=out.to_bytes())
+    @app.task
+    async def classify() -> None:
+        await ClassifyStage(settings, classifier).run()
 
     async def emit(stats: list[WindowStatistic]) -> None:
         for st in stats:
