@@ -2,7 +2,7 @@
 
 One JSON object per line: ``id``, ``prompt``, ``response``, ``label`` (a code
 such as ``g2`` or a category name such as ``helpful_misaligned``), and
-optionally ``model`` and ``source``.
+optionally ``model``, ``source`` and ``group``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class Example:
     label: str
     model: str | None = None
     source: str | None = None
+    group: str | None = None  # e.g. the prompt type; entropy agreement is measured per (model, group)
+    split_key: str | None = None  # examples sharing it always land in the same split (the prompt)
 
 
 class DatasetError(ValueError):
@@ -50,7 +52,7 @@ def parse_examples(lines: Iterable[str], name: str, taxonomy: Taxonomy = DEFAULT
         except ValueError as err:
             raise DatasetError(f"{name}:{lineno}: {err}") from None
         yield Example(id=obj["id"], prompt=obj["prompt"], response=obj["response"], label=label,
-                      model=obj.get("model"), source=obj.get("source"))
+                      model=obj.get("model"), source=obj.get("source"), group=obj.get("group"))
 
 
 def load_jsonl(path: str | Path, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> list[Example]:
@@ -63,3 +65,15 @@ def load_jsonl(path: str | Path, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> list[
         raise DatasetError(f"{p}: no such file") from None
     except UnicodeDecodeError as err:
         raise DatasetError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def write_jsonl(examples: Iterable[Example], path: str | Path) -> int:
+    """Write examples as labelled JSONL; return how many."""
+    n = 0
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for e in examples:
+            obj = {"id": e.id, "prompt": e.prompt, "response": e.response, "label": e.label}
+            obj.update({k: v for k, v in (("model", e.model), ("source", e.source), ("group", e.group)) if v})
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            n += 1
+    return n

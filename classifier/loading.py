@@ -1,21 +1,30 @@
-"""Pick a classifier by name: ``default``, ``rules``, or a directory holding an exported ONNX model."""
+"""Pick a classifier by name: ``default`` (the learned ONNX model), ``rules``, or an exported model directory."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from classifier.base import Classifier
 from classifier.rules import RuleClassifier
 
-CHOICES = ("default", "rules")
+CHOICES = ("default", "rules", "<exported model directory>")
 
 
-def load_classifier(spec: str) -> Classifier:
+def load_classifier(spec: str, precision: str = "int8") -> Classifier:
     """Return the classifier named by ``spec``; raise ValueError naming the choices when unknown.
-
-    ``default`` is the rule baseline until the learned ONNX model is built.
 
     >>> load_classifier("rules").version
     'rules-1'
     """
-    if spec in ("default", "rules"):
+    if spec == "rules":
         return RuleClassifier()
+    from classifier.onnx_model import OnnxClassifier
+
+    if spec == "default":
+        from classifier.default_model import ensure_default_model
+
+        return OnnxClassifier(ensure_default_model(), precision=precision)
+    path = Path(spec)
+    if path.is_dir() and (path / "model.json").exists():
+        return OnnxClassifier(path, precision=precision)
     raise ValueError(f"unknown classifier {spec!r}; use one of: {', '.join(CHOICES)}")

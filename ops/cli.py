@@ -9,6 +9,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from ops.cli_classifier import app as classifier_app
+from ops.cli_errors import fail
+
 app = typer.Typer(
     name="valuedrift",
     help="Detect value drift in LLM chat logs: classify responses, track category entropy per window, alert.",
@@ -18,10 +21,7 @@ app = typer.Typer(
 )
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print a one-line error and exit non-zero (never a traceback for bad input)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+app.add_typer(classifier_app, name="classifier")
 
 
 def unreachable(settings: object, err: Exception) -> NoReturn:
@@ -88,7 +88,7 @@ def worker(
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
     z: Annotated[float | None, typer.Option(help="significance threshold for ΔS in standard errors [3.29]")] = None,
     trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [8]")] = None,
-    classifier: Annotated[str | None, typer.Option(help="default | rules")] = None,
+    classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
     input_topic: Annotated[str | None, typer.Option(help="read responses from this existing topic")] = None,
@@ -110,7 +110,7 @@ def worker(
     )
     try:
         clf = load_classifier(settings.classifier)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
     quiet_kafka_logs()
     try:

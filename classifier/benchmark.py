@@ -1,0 +1,79 @@
+"""``valuedrift classifier bench``: the same model, inputs and threads under torch eager, ONNX fp32 and ONNX int8.
+
+Inputs are realistic pairs of 100–250 tokens (XSTest completions when the shared data is present, the
+demo corpus otherwise). The torch baseline is the plain transformers way: the encoder loaded with
+``AutoModel`` plus the same pooling and head, in eager mode, under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from classifier.datasets import Example
+
+BATCHES = (1, 8, 32)
+
+
+def realistic_pairs(encoder: Any, n: int) -> list[tuple[str, str]]:
+    pool: list[Example] = []
+    try:
+        from classifier import xstest
+        from classifier.training_data import shared_data_dir
+
+        pool = xstest.examples(shared_data_dir())
+    except FileNotFoundError:
+        pass
+    if not pool:
+        from ops.corpus import demo_corpus
+
+        pool = demo_corpus()
+    sized = [(e.prompt, e.response) for e in pool if 100 <= len(encoder.ids(e.prompt, e.response)) <= 250]
+    if not sized:
+        sized = [(e.prompt, e.response * 4) for e in pool]
+    return [sized[i % len(sized)] for i in range(n)]
+
+
+def _rate(fn: Any, pairs: list[tuple[str, str]], batch: int) -> float:
+    fn(pairs[:batch])  # warm-up
+    start = time.perf_counter()
+    for s in range(0, len(pairs), batch):
+        fn(pairs[s : s + batch])
+    return len(pairs) / (time.perf_counter() - start)
+
+
+def run_bench(threads: int = 2, n: int = 64) -> dict[str, Any]:
+    import torch
+
+    from classifier.default_model import ensure_default_model, weights_dir
+    from classifier.onnx_model import OnnxClassifier
+    from classifier.train import load_trained
+
+    torch.set_num_threads(threads)
+    model_dir = ensure_default_model()
+    engines = {"onnx_fp32": OnnxClassifier(model_dir, "fp32", threads=threads, batch_size=64),
+               "onnx_int8": OnnxClassifier(model_dir, "int8", threads=threads, batch_size=64)}
+    torch_model, _, _ = load_trained(weights_dir())
+    enc = engines["onnx_fp32"].encoder
+    pairs = realistic_pairs(enc, n)
+
+    def torch_run(batch: list[tuple[str, str]]) -> np.ndarray:
+        ids, mask = enc.encode([p for p, _ in batch], [r for _, r in batch])
+        with torch.inference_mode():
+            return torch_model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+
+    def onnx_run(engine: OnnxClassifier):  # noqa: ANN202
+        return lambda batch: engine.logits([p for p, _ in batch], [r for _, r in batch])
+
+    results = []
+    fns = {"torch_eager": torch_run, **{k: onnx_run(v) for k, v in engines.items()}}
+    for engine, fn in fns.items():
+        for b in BATCHES:
+            results.append({"engine": engine, "batch": b, "seq_per_s": round(_rate(fn, pairs, b), 2)})
+    at8 = {r["engine"]: r["seq_per_s"] for r in results if r["batch"] == 8}
+    lengths = [len(enc.ids(p, r)) for p, r in pairs]
+    return {"results": results, "speedup_int8_vs_torch": round(at8["onnx_int8"] / at8["torch_eager"], 2),
+            "threads": threads, "n": n, "tokens_mean": round(float(np.mean(lengths)), 1),
+            "providers": engines["onnx_int8"].providers}

@@ -1,0 +1,100 @@
+"""Turn (prompt, response) pairs into token ids the same way in training and in serving (``tokenizers`` only).
+
+Input template: ``<prefix> prompt <middle> response <suffix>``, e.g. for BERT-family
+encoders ``[CLS] prompt [SEP] response [SEP]`` and for T5 ``prompt </s> response </s>``.
+The prompt keeps its first ``max_prompt_tokens`` tokens; a long response keeps
+its head and its tail (refusals and compliance usually show at the start, and
+disclaimers at the end), so empty and huge inputs never fail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+
+@dataclass(frozen=True)
+class PairTemplate:
+    """Special token ids around the pair, the pad id, and the length budget."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    pad_id: int
+    max_length: int = 256
+    max_prompt_tokens: int = 64
+
+    @classmethod
+    def load(cls, path: Path) -> PairTemplate:
+        d = json.loads(path.read_text())
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def head_tail(ids: list[int], budget: int) -> list[int]:
+    """Keep at most ``budget`` ids: the head and the tail, half each.
+
+    >>> head_tail(list(range(10)), 4)
+    [0, 1, 8, 9]
+    >>> head_tail([1, 2], 4)
+    [1, 2]
+    """
+    if len(ids) <= budget:
+        return ids
+    if budget <= 0:
+        return []
+    head = (budget + 1) // 2
+    return ids[:head] + ids[len(ids) - (budget - head):]
+
+
+class PairEncoder:
+    """Encode pairs into padded ``input_ids`` and ``attention_mask`` arrays (int64)."""
+
+    # Characters beyond this are never looked at: it bounds tokenizer time on 10 MB responses.
+    MAX_CHARS = 20_000
+
+    def __init__(self, tokenizer: Tokenizer, template: PairTemplate) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+
+    @classmethod
+    def from_dir(cls, model_dir: Path) -> PairEncoder:
+        return cls(Tokenizer.from_file(str(model_dir / "tokenizer.json")),
+                   PairTemplate.load(model_dir / "template.json"))
+
+    def _clip(self, text: str) -> str:
+        if len(text) <= self.MAX_CHARS:
+            return text
+        half = self.MAX_CHARS // 2
+        return text[:half] + " … " + text[-half:]
+
+    def ids(self, prompt: str, response: str) -> list[int]:
+        t = self.template
+        specials = len(t.prefix) + len(t.middle) + len(t.suffix)
+        p_ids, r_ids = (e.ids for e in self.tokenizer.encode_batch(
+            [self._clip(prompt), self._clip(response)], add_special_tokens=False))
+        p_ids = p_ids[: t.max_prompt_tokens]
+        r_ids = head_tail(r_ids, t.max_length - specials - len(p_ids))
+        return [*t.prefix, *p_ids, *t.middle, *r_ids, *t.suffix]
+
+    def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self.ids(p, r) for p, r in zip(prompts, responses, strict=True)]
+        return self.pad(rows)
+
+    def pad(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        width = max((len(r) for r in rows), default=1)
+        ids = np.full((len(rows), width), self.template.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return ids, mask

@@ -1,0 +1,55 @@
+"""Evaluate a classifier on labelled examples: the report of ``valuedrift classifier evaluate``."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from classifier.base import Classifier
+from classifier.datasets import Example
+from classifier.metrics import classification_report, spearman
+from streams.entropy import plugin_entropy
+
+
+def entropy_agreement(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]
+                      ) -> dict[str, Any]:
+    """Spearman ρ between the entropy of human labels and of predicted labels per (model × group) group."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, e in enumerate(examples):
+        if e.model and e.group:
+            groups[(e.model, e.group)].append(i)
+    human, model = [], []
+    for idx in groups.values():
+        if len(idx) < 5:
+            continue
+        human.append(plugin_entropy([sum(examples[i].label == c for i in idx) for c in codes]))
+        model.append(plugin_entropy([sum(predicted[i] == c for i in idx) for c in codes]))
+    return {"groups": len(human), "spearman": spearman(human, model) if len(human) >= 3 else math.nan}
+
+
+def by_source(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for src in sorted({e.source or "unknown" for e in examples}):
+        idx = [i for i, e in enumerate(examples) if (e.source or "unknown") == src]
+        rep = classification_report([examples[i].label for i in idx], [predicted[i] for i in idx], codes)
+        out[src] = {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]}
+    return out
+
+
+def evaluate(clf: Classifier, examples: Sequence[Example]) -> tuple[dict[str, Any], np.ndarray]:
+    """Return the report (the exact ``--json`` keys plus per-source scores and entropy agreement) and probs."""
+    codes = clf.taxonomy.codes
+    unknown = sorted({e.label for e in examples} - set(codes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the classifier's taxonomy {list(codes)}")
+    probs = clf.predict_proba([e.prompt for e in examples], [e.response for e in examples])
+    predicted = [codes[int(i)] for i in np.asarray(probs).argmax(axis=1)]
+    report = classification_report([e.label for e in examples], predicted, codes)
+    report["by_source"] = by_source(examples, predicted, codes)
+    report["entropy_agreement"] = entropy_agreement(examples, predicted, codes)
+    report["model_version"] = clf.version
+    return report, np.asarray(probs)

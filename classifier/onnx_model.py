@@ -1,0 +1,91 @@
+"""Serving: the exported pair classifier under ONNX Runtime, with no torch import.
+
+Providers are chosen automatically (CUDA when ``onnxruntime-gpu`` finds a GPU, else CPU) and the choice
+is logged; inputs are sorted by length and batched so padding stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from classifier.encoding import PairEncoder
+from classifier.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
+
+log = logging.getLogger("valuedrift.classifier")
+
+PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def choose_providers(preferred: str = "auto") -> list[str]:
+    """Return the providers to ask for: CUDA first when available (or asked for), always CPU as fallback."""
+    available = ort.get_available_providers()
+    if preferred == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in available and preferred in ("auto", "cuda"):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if preferred == "cuda":
+        raise RuntimeError("CUDA was asked for but this onnxruntime has no CUDAExecutionProvider; "
+                           "install the gpu extra (onnxruntime-gpu) in an environment without onnxruntime")
+    return ["CPUExecutionProvider"]
+
+
+def taxonomy_of(codes: Sequence[str]) -> Taxonomy:
+    for t in (DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY):
+        if tuple(codes) == t.codes:
+            return t
+    return Taxonomy("custom", tuple(Category(c, c, c) for c in codes))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class OnnxClassifier:
+    """The ``Classifier`` protocol over an exported model directory."""
+
+    def __init__(self, model_dir: str | Path, precision: str = "int8", providers: str = "auto",
+                 threads: int | None = None, batch_size: int = 32) -> None:
+        self.model_dir = Path(model_dir)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        path = self.model_dir / PRECISIONS[precision]
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: is {self.model_dir} an exported valuedrift model "
+                                    f"(valuedrift classifier export / build-default)?")
+        self.meta = json.loads((self.model_dir / "model.json").read_text())
+        self.taxonomy = taxonomy_of(self.meta["taxonomy"])
+        self.version = f"{self.meta['version']}-{precision}"
+        self.encoder = PairEncoder.from_dir(self.model_dir)
+        self.batch_size = batch_size
+        opts = ort.SessionOptions()
+        n = threads or int(os.environ.get("VALUEDRIFT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=choose_providers(providers))
+        self.providers = self.session.get_providers()
+        log.info("classifier %s on %s (%d threads)", self.version, self.providers[0], n)
+
+    def logits(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        rows = [self.encoder.ids(p, r) for p, r in zip(prompts, responses, strict=True)]
+        out = np.zeros((len(rows), self.taxonomy.size), dtype=np.float32)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s : s + self.batch_size]
+            ids, mask = self.encoder.pad([rows[i] for i in idx])
+            out[idx] = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+        return out
+
+    def predict_proba(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        if len(prompts) == 0:
+            return np.zeros((0, self.taxonomy.size))
+        return softmax(self.logits(prompts, responses).astype(np.float64))

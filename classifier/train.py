@@ -1,0 +1,173 @@
+"""Fine-tune the pair classifier (LoRA on the encoder's attention + a linear head), seeded, with early stopping.
+
+Only the LoRA factors and the head are saved (``adapter.safetensors``, well under 5 MB), with
+``adapter.json`` describing the backbone, template, taxonomy and the per-epoch validation metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from tokenizers import Tokenizer
+
+from classifier.datasets import Example
+from classifier.encoding import PairEncoder, PairTemplate
+from classifier.metrics import classification_report
+from classifier.model import PairClassifier, default_template, load_encoder, resolve_backbone
+from classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    backbone: str = "minilm"
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 1e-3
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    max_length: int = 192
+    max_prompt_tokens: int = 64
+    patience: int = 2
+    seed: int = 13
+    threads: int = 2
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batches_by_length(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Group indices of similar length into batches (less padding), then shuffle the batches."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    out = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def predict_logits(model: PairClassifier, encoder: PairEncoder, rows: list[list[int]], batch_size: int = 32
+                   ) -> np.ndarray:
+    model.eval()
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    out = np.zeros((len(rows), model.head.out_features), dtype=np.float32)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            ids, mask = encoder.pad([rows[i] for i in idx])
+            out[idx] = model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    return out
+
+
+def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig, out_dir: Path,
+          taxonomy: Taxonomy = DEFAULT_TAXONOMY, progress: bool = True) -> dict[str, Any]:
+    """Train, keep the epoch with the best validation macro-F1, and save the adapter; return the card."""
+    if not train_ex or not val_ex:
+        raise ValueError("training needs non-empty training and validation data")
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    kind, path = resolve_backbone(cfg.backbone)
+    model = PairClassifier(load_encoder(kind, path), taxonomy.size)
+    template = default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens)
+    encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
+    lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha)
+    codes = taxonomy.codes
+    x_train = [encoder.ids(e.prompt, e.response) for e in train_ex]
+    y_train = torch.tensor([codes.index(e.label) for e in train_ex])
+    x_val = [encoder.ids(e.prompt, e.response) for e in val_ex]
+    freq = Counter(e.label for e in train_ex)
+    # sqrt-inverse-frequency class weights: rare categories (g2) matter without dominating
+    weights = torch.tensor([(len(train_ex) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
+    weights = weights / weights.mean()
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    rng = random.Random(cfg.seed)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    started = time.monotonic()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            batches = batches_by_length([len(r) for r in x_train], cfg.batch_size, rng)
+            task = bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=len(batches), loss=0.0)
+            total = 0.0
+            for b, idx in enumerate(batches, 1):
+                ids, mask = encoder.pad([x_train[i] for i in idx])
+                logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+                loss = loss_fn(logits, y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+                bar.update(task, advance=1, loss=total / b)
+            pred = predict_logits(model, encoder, x_val).argmax(axis=1)
+            report = classification_report([e.label for e in val_ex], [codes[i] for i in pred], codes)
+            history.append({"epoch": epoch, "train_loss": total / len(batches), "val_accuracy": report["accuracy"],
+                            "val_macro_f1": report["macro_f1"]})
+            bar.console.print(f"epoch {epoch}: train loss {total / len(batches):.4f}  val accuracy "
+                              f"{report['accuracy']:.3f}  val macro-F1 {report['macro_f1']:.3f}")
+            if best is None or report["macro_f1"] > best[0]:
+                best = (report["macro_f1"], epoch, model.trainable_state())
+            elif epoch - best[1] >= cfg.patience:
+                bar.console.print(f"early stop: no gain in validation macro-F1 for {cfg.patience} epochs")
+                break
+    assert best is not None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in best[2].items()}, str(out_dir / "adapter.safetensors"))
+    card = {
+        "backbone": cfg.backbone,
+        "kind": kind,
+        "taxonomy": list(codes),
+        "template": asdict(template),
+        "lora_layers": lora_layers,
+        "config": asdict(cfg),
+        "best_epoch": best[1],
+        "history": history,
+        "train_seconds": round(time.monotonic() - started, 1),
+        "data": {"train": dict(sorted(Counter(e.label for e in train_ex).items())),
+                 "val": dict(sorted(Counter(e.label for e in val_ex).items())),
+                 "train_sources": dict(Counter(e.source or "?" for e in train_ex)),
+                 "val_sources": dict(Counter(e.source or "?" for e in val_ex))},
+    }
+    (out_dir / "adapter.json").write_text(json.dumps(card, indent=2) + "\n")
+    if kind != "bert" or cfg.backbone != "minilm":
+        shutil.copy(path / "tokenizer.json", out_dir / "tokenizer.json")
+    return card
+
+
+def load_trained(adapter_dir: Path, backbone_dir: Path | None = None) -> tuple[PairClassifier, PairTemplate, Path]:
+    """Rebuild the trained classifier (LoRA merged) from an adapter directory; return it, its template and
+    the tokenizer file."""
+    from safetensors.torch import load_file
+
+    card = json.loads((adapter_dir / "adapter.json").read_text())
+    cfg = TrainConfig(**card["config"])
+    kind, path = resolve_backbone(cfg.backbone) if backbone_dir is None else (card["kind"], backbone_dir)
+    model = PairClassifier(load_encoder(kind, path), len(card["taxonomy"]))
+    model.add_lora(kind, cfg.lora_r, cfg.lora_alpha)
+    state = load_file(str(adapter_dir / "adapter.safetensors"))
+    missing = set(state) - set(model.state_dict())
+    if missing:
+        raise ValueError(f"{adapter_dir}: adapter weights do not fit the backbone ({sorted(missing)[:3]} ...)")
+    model.load_state_dict(state, strict=False)
+    model.merge_lora()
+    model.eval()
+    template = PairTemplate(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["template"].items()})
+    tokenizer = adapter_dir / "tokenizer.json" if (adapter_dir / "tokenizer.json").exists() else path / "tokenizer.json"
+    return model, template, tokenizer

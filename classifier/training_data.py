@@ -1,0 +1,72 @@
+"""The labelled training data: XSTest completions, built off-topic pairs and hand-labelled hh-rlhf turns.
+
+Splits are by prompt (XSTest) and by dialogue (hh-rlhf), seeded, 70/15/15, so the same prompt never
+sits on both sides. Texts are read from the shared data folder; only hh-rlhf ids and labels are in the
+repository (``classifier/labels/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from importlib import resources
+from pathlib import Path
+
+from classifier import hh_rlhf, xstest
+from classifier.datasets import Example
+from classifier.splits import split_by_key
+
+SEED = 13
+SPLITS = ("train", "val", "test")
+
+
+def shared_data_dir() -> Path:
+    """``VALUEDRIFT_SHARED_DATA``, else ``../shared/data`` beside the project checkout."""
+    env = os.environ.get("VALUEDRIFT_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def hh_labels() -> dict[str, str]:
+    """The committed labels of hh-rlhf last turns, by id."""
+    text = (resources.files("classifier") / "labels" / "hh_rlhf_labels.jsonl").read_text(encoding="utf-8")
+    return {o["id"]: o["label"] for o in map(json.loads, filter(None, text.splitlines()))}
+
+
+def hh_examples(data_dir: Path) -> list[Example]:
+    labels = hh_labels()
+    out = []
+    for ex_id, prompt, response, _ in hh_rlhf.dialogues(data_dir):
+        if ex_id in labels:
+            line = ex_id.split("-")[1]
+            out.append(Example(id=ex_id, prompt=prompt, response=response, label=labels[ex_id], source="hh-rlhf",
+                               model="hh-" + ex_id.rsplit("-", 1)[1], group="red-team", split_key=f"hh-{line}"))
+    return out
+
+
+def hh_off_topic(pool: list[Example], seed: int, share: float = 0.25) -> list[Example]:
+    """Off-topic pairs in the dialogue style: a last human turn with a compliant answer from another dialogue."""
+    rng = random.Random(seed)
+    answers = [e for e in pool if e.label in ("g1", "g2")]
+    out = []
+    for e in rng.sample(pool, int(len(pool) * share)) if answers else []:
+        other = rng.choice([a for a in answers if a.split_key != e.split_key] or answers)
+        out.append(Example(id=f"{e.id}-g5", prompt=e.prompt, response=other.response, label="g5",
+                           source="hh-offtopic", model=e.model, group="red-team", split_key=e.split_key))
+    return out
+
+
+def build_splits(data_dir: Path | None = None, seed: int = SEED) -> dict[str, list[Example]]:
+    """Return train/val/test examples from every source; g5 pairs are built inside each split."""
+    data_dir = data_dir or shared_data_dir()
+    if not (data_dir / "xstest").is_dir():
+        raise FileNotFoundError(f"{data_dir}/xstest not found: set VALUEDRIFT_SHARED_DATA to the shared data folder")
+    xs = dict(zip(SPLITS, split_by_key(xstest.examples(data_dir), seed), strict=True))
+    hh = dict(zip(SPLITS, split_by_key(hh_examples(data_dir), seed), strict=True))
+    out = {}
+    for i, name in enumerate(SPLITS):
+        out[name] = (xs[name] + xstest.off_topic_examples(xs[name], seed + i)
+                     + hh[name] + hh_off_topic(hh[name], seed + i))
+    return out

@@ -1,0 +1,161 @@
+"""``valuedrift classifier ...``: prepare data, train, export, evaluate, build the default model, benchmark."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ops.cli_errors import fail
+
+app = typer.Typer(help="Train, export, evaluate and benchmark the behavioural classifier.", no_args_is_help=True)
+
+
+def _load(path: Path):  # noqa: ANN202
+    from classifier.datasets import DatasetError, load_jsonl
+
+    try:
+        return load_jsonl(path)
+    except DatasetError as err:
+        fail(str(err))
+
+
+@app.command()
+def prepare(
+    out: Annotated[Path, typer.Option(help="folder for train.jsonl, val.jsonl, test.jsonl")],
+    data_dir: Annotated[Path | None, typer.Option(help="shared data folder [VALUEDRIFT_SHARED_DATA or "
+                                                        "../shared/data]")] = None,
+) -> None:
+    """Write the labelled splits (XSTest, built off-topic pairs, labelled hh-rlhf turns) as JSONL."""
+    from collections import Counter
+
+    from classifier.datasets import write_jsonl
+    from classifier.training_data import build_splits
+
+    try:
+        splits = build_splits(data_dir)
+    except FileNotFoundError as err:
+        fail(str(err))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, exs in splits.items():
+        write_jsonl(exs, out / f"{name}.jsonl")
+        typer.echo(f"{out / name}.jsonl: {len(exs)} examples {dict(sorted(Counter(e.label for e in exs).items()))}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="training JSONL")],
+    val: Annotated[Path, typer.Option(help="validation JSONL (early stopping)")],
+    out: Annotated[Path, typer.Option(help="output folder for the adapter weights")],
+    backbone: Annotated[str, typer.Option(help="minilm | t5:/path/to/t5 | bert:/path/to/bert")] = "minilm",
+    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    lora_r: Annotated[int, typer.Option(min=1)] = 8,
+    max_length: Annotated[int, typer.Option(min=16)] = 192,
+    seed: Annotated[int, typer.Option()] = 13,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+) -> None:
+    """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
+    from classifier.train import TrainConfig
+    from classifier.train import train as run
+
+    cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
+                      lora_alpha=2.0 * lora_r, max_length=max_length, seed=seed, threads=threads)
+    try:
+        card = run(_load(data), _load(val), cfg, out)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")
+
+
+@app.command()
+def export(
+    adapter: Annotated[Path, typer.Option(help="folder written by `classifier train`")],
+    out: Annotated[Path, typer.Option(help="output folder for the ONNX model")],
+) -> None:
+    """Export a trained classifier to ONNX fp32 and per-channel dynamic int8."""
+    from classifier.export import export as run
+    from classifier.train import load_trained
+
+    if not (adapter / "adapter.json").exists():
+        fail(f"{adapter} has no adapter.json: pass the folder written by `valuedrift classifier train`")
+    model, template, tokenizer = load_trained(adapter)
+    card = json.loads((adapter / "adapter.json").read_text())
+    run(model, template, tokenizer, out, {"name": f"{card['kind']}-lora", "taxonomy": card["taxonomy"],
+                                          "backbone": card["backbone"]})
+    typer.echo(f"exported {out}/model.onnx and {out}/model.int8.onnx")
+
+
+@app.command("build-default")
+def build_default() -> None:
+    """Build the default model (installed MiniLM + committed weights) into the cache, if not built yet."""
+    from classifier.default_model import ensure_default_model
+
+    typer.echo(str(ensure_default_model()))
+
+
+def _clean(x: object) -> object:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    return x
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="labelled JSONL to score")],
+    model: Annotated[str, typer.Option(help="exported model folder, 'rules', or 'default'")] = "default",
+    predictions: Annotated[Path | None, typer.Option(help="write one JSON line per input here")] = None,
+    precision: Annotated[str, typer.Option(help="int8 | fp32")] = "int8",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Score a classifier on labelled data: accuracy, macro-F1, per class, confusion, Cohen's κ."""
+    from classifier.evaluation import evaluate as run
+    from classifier.loading import load_classifier
+
+    examples = _load(data)
+    try:
+        clf = load_classifier(model, precision=precision)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        fail(str(err))
+    report, probs = run(clf, examples)
+    if predictions:
+        codes = clf.taxonomy.codes
+        with predictions.open("w") as fh:
+            for e, row in zip(examples, probs, strict=True):
+                fh.write(json.dumps({"id": e.id, "label": codes[int(row.argmax())],
+                                     "probs": {c: round(float(p), 6) for c, p in zip(codes, row, strict=True)}})
+                         + "\n")
+    if as_json:
+        typer.echo(json.dumps(_clean(report)))
+    else:
+        typer.echo(f"n={report['n']} accuracy={report['accuracy']:.4f} macro_f1={report['macro_f1']:.4f} "
+                   f"kappa={report['cohen_kappa']:.4f}")
+        for c, m in report["per_class"].items():
+            typer.echo(f"  {c}: precision={m['precision']:.3f} recall={m['recall']:.3f} f1={m['f1']:.3f} "
+                       f"support={m['support']}")
+
+
+@app.command()
+def bench(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+    n: Annotated[int, typer.Option(min=8, help="sequences per measurement")] = 64,
+) -> None:
+    """Sequences/s for torch eager, ONNX fp32 and ONNX int8 at batch 1, 8 and 32 (same model, inputs, threads)."""
+    from classifier.benchmark import run_bench
+
+    result = run_bench(threads=threads, n=n)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for r in result["results"]:
+            typer.echo(f"{r['engine']:<12} batch {r['batch']:>2}: {r['seq_per_s']:8.1f} seq/s")
+        typer.echo(f"int8 vs torch at batch 8: {result['speedup_int8_vs_torch']:.2f}x")
