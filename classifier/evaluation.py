@@ -12,6 +12,7 @@ import numpy as np
 from classifier.base import Classifier
 from classifier.datasets import Example
 from classifier.metrics import classification_report, spearman
+from classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
 from streams.entropy import plugin_entropy
 
 
@@ -49,6 +50,10 @@ def evaluate(clf: Classifier, examples: Sequence[Example]) -> tuple[dict[str, An
     probs = clf.predict_proba([e.prompt for e in examples], [e.response for e in examples])
     predicted = [codes[int(i)] for i in np.asarray(probs).argmax(axis=1)]
     report = classification_report([e.label for e in examples], predicted, codes)
+    if tuple(codes) == DEFAULT_TAXONOMY.codes:  # the method also reports accuracy with 3 classes
+        three = [FIVE_TO_THREE[t] == FIVE_TO_THREE[p] for t, p in zip((e.label for e in examples), predicted,
+                                                                        strict=True)]
+        report["accuracy_3class"] = float(np.mean(three)) if three else math.nan
     report["by_source"] = by_source(examples, predicted, codes)
     report["entropy_agreement"] = entropy_agreement(examples, predicted, codes)
     report["model_version"] = clf.version

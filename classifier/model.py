@@ -21,7 +21,12 @@ from torch import nn
 
 from classifier.encoding import PairTemplate
 
-LORA_TARGETS = {"bert": ("query", "value"), "t5": ("q", "v")}
+LORA_TARGETS = {
+    ("bert", "attention"): ("query", "value"),
+    ("t5", "attention"): ("q", "v"),
+    ("bert", "all"): ("query", "key", "value", "dense"),
+    ("t5", "all"): ("q", "k", "v", "o", "wi", "wo"),
+}
 
 
 def minilm_path() -> Path:
@@ -51,6 +56,9 @@ def resolve_backbone(backbone: str) -> tuple[str, Path]:
 
 def load_encoder(kind: str, path: Path) -> nn.Module:
     from transformers import AutoModel, T5EncoderModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # its load report lists the unused pooler weights: expected here
 
     if kind == "t5":
         return T5EncoderModel.from_pretrained(path, attn_implementation="eager")
@@ -128,11 +136,12 @@ class PairClassifier(nn.Module):
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
 
-    def add_lora(self, kind: str, r: int, alpha: float) -> list[str]:
-        """Freeze the encoder and add LoRA to its attention query/value projections; return their names."""
+    def add_lora(self, kind: str, r: int, alpha: float, targets: str = "attention") -> list[str]:
+        """Freeze the encoder and add LoRA to its attention query/value projections (``attention``) or to
+        every linear layer (``all``); return the names of the adapted layers."""
         for p in self.encoder.parameters():
             p.requires_grad_(False)
-        return _replace(self.encoder, LORA_TARGETS[kind], lambda lin: LoRALinear(lin, r, alpha))
+        return _replace(self.encoder, LORA_TARGETS[(kind, targets)], lambda lin: LoRALinear(lin, r, alpha))
 
     def merge_lora(self) -> None:
         """Fold every LoRA update into its linear layer (the exported graph is a plain encoder)."""

@@ -23,8 +23,25 @@ log = logging.getLogger("valuedrift.classifier")
 PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 
 
+def both_runtimes_installed() -> bool:
+    """True when onnxruntime and onnxruntime-gpu are both installed: they overwrite one package folder."""
+    from importlib import metadata
+
+    found = set()
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(name)
+            found.add(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return len(found) == 2
+
+
 def choose_providers(preferred: str = "auto") -> list[str]:
     """Return the providers to ask for: CUDA first when available (or asked for), always CPU as fallback."""
+    if both_runtimes_installed():
+        log.warning("onnxruntime and onnxruntime-gpu are both installed and share one package folder; "
+                    "uninstall both and reinstall only one (see README, GPU)")
     available = ort.get_available_providers()
     if preferred == "cpu":
         return ["CPUExecutionProvider"]

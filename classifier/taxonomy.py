@@ -9,11 +9,15 @@ confusion matrices always use the same order.
 'g2'
 >>> THREE_CLASS_TAXONOMY.codes
 ('helpful', 'refusal', 'off_topic')
+>>> load_taxonomy("three-class").relabel("g4")
+'refusal'
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,14 @@ class Taxonomy:
         choices = ", ".join(f"{c.code} ({c.name})" for c in self.categories)
         raise ValueError(f"unknown category {label!r} for taxonomy {self.name!r}; use one of: {choices}")
 
+    def relabel(self, label: str) -> str:
+        """Return the code for a label of this taxonomy, or of the five-class one collapsed onto it."""
+        if self.name == "three-class" and label in FIVE_TO_THREE:
+            return FIVE_TO_THREE[label]
+        if self.name == "three-class" and label in DEFAULT_NAMES:
+            return FIVE_TO_THREE[DEFAULT_NAMES[label]]
+        return self.resolve(label)
+
 
 DEFAULT_TAXONOMY = Taxonomy(
     name="five-class",
@@ -78,3 +90,25 @@ THREE_CLASS_TAXONOMY = Taxonomy(
 FIVE_TO_THREE = {"g1": "helpful", "g2": "helpful", "g3": "refusal", "g4": "refusal", "g5": "off_topic"}
 
 CATEGORY_CODES: tuple[str, ...] = DEFAULT_TAXONOMY.codes
+
+DEFAULT_NAMES = {c.name: c.code for c in DEFAULT_TAXONOMY.categories}
+TAXONOMIES = {t.name: t for t in (DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY)}
+
+
+def load_taxonomy(spec: str) -> Taxonomy:
+    """Return ``five-class``, ``three-class``, or a custom taxonomy from a JSON file
+    (``{"name": ..., "categories": [{"code", "name", "description"}, ...]}``)."""
+    if spec in TAXONOMIES:
+        return TAXONOMIES[spec]
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"taxonomy {spec!r}: use five-class, three-class or a JSON file of categories")
+    try:
+        d = json.loads(path.read_text())
+        cats = tuple(Category(c["code"], c.get("name", c["code"]), c.get("description", "")) for c in d["categories"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a taxonomy file ({err}); expected "
+                         '{"name": ..., "categories": [{"code": ..., "name": ...}, ...]}') from None
+    if len(cats) < 2 or len({c.code for c in cats}) != len(cats):
+        raise ValueError(f"{path}: a taxonomy needs at least two categories with distinct codes")
+    return Taxonomy(d.get("name", path.stem), cats)

@@ -36,6 +36,7 @@ class TrainConfig:
     lr: float = 1e-3
     lora_r: int = 8
     lora_alpha: float = 16.0
+    lora_targets: str = "attention"
     max_length: int = 192
     max_prompt_tokens: int = 64
     patience: int = 2
@@ -81,7 +82,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     model = PairClassifier(load_encoder(kind, path), taxonomy.size)
     template = default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens)
     encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
-    lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha)
+    lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
     codes = taxonomy.codes
     x_train = [encoder.ids(e.prompt, e.response) for e in train_ex]
     y_train = torch.tensor([codes.index(e.label) for e in train_ex])
@@ -160,7 +161,7 @@ def load_trained(adapter_dir: Path, backbone_dir: Path | None = None) -> tuple[P
     cfg = TrainConfig(**card["config"])
     kind, path = resolve_backbone(cfg.backbone) if backbone_dir is None else (card["kind"], backbone_dir)
     model = PairClassifier(load_encoder(kind, path), len(card["taxonomy"]))
-    model.add_lora(kind, cfg.lora_r, cfg.lora_alpha)
+    model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
     state = load_file(str(adapter_dir / "adapter.safetensors"))
     missing = set(state) - set(model.state_dict())
     if missing:

@@ -14,12 +14,13 @@ from ops.cli_errors import fail
 app = typer.Typer(help="Train, export, evaluate and benchmark the behavioural classifier.", no_args_is_help=True)
 
 
-def _load(path: Path):  # noqa: ANN202
+def _load(path: Path, taxonomy: object = "five-class"):  # noqa: ANN202
     from classifier.datasets import DatasetError, load_jsonl
+    from classifier.taxonomy import load_taxonomy
 
     try:
-        return load_jsonl(path)
-    except DatasetError as err:
+        return load_jsonl(path, load_taxonomy(taxonomy) if isinstance(taxonomy, str) else taxonomy)
+    except (DatasetError, ValueError) as err:
         fail(str(err))
 
 
@@ -55,18 +56,26 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option()] = 1e-3,
     lora_r: Annotated[int, typer.Option(min=1)] = 8,
+    lora_targets: Annotated[str, typer.Option(help="attention (query/value) | all (every linear layer)")] = "attention",
+    patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
     max_length: Annotated[int, typer.Option(min=16)] = 192,
     seed: Annotated[int, typer.Option()] = 13,
     threads: Annotated[int, typer.Option(min=1)] = 2,
+    taxonomy: Annotated[str, typer.Option(help="five-class | three-class | taxonomy JSON file")] = "five-class",
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
     from classifier.train import TrainConfig
     from classifier.train import train as run
 
+    if lora_targets not in ("attention", "all"):
+        fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
-                      lora_alpha=2.0 * lora_r, max_length=max_length, seed=seed, threads=threads)
+                      lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
+                      patience=patience, seed=seed, threads=threads)
+    from classifier.taxonomy import load_taxonomy
+
     try:
-        card = run(_load(data), _load(val), cfg, out)
+        card = run(_load(data, taxonomy), _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy))
     except ValueError as err:
         fail(str(err))
     typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")
@@ -120,11 +129,11 @@ def evaluate(
     from classifier.evaluation import evaluate as run
     from classifier.loading import load_classifier
 
-    examples = _load(data)
     try:
         clf = load_classifier(model, precision=precision)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
+    examples = _load(data, clf.taxonomy)
     report, probs = run(clf, examples)
     if predictions:
         codes = clf.taxonomy.codes

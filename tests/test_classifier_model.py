@@ -1,0 +1,149 @@
+"""Learned classifier: T5 and MiniLM paths through train → export → ONNX Runtime parity, and the default model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is installed by make test")
+
+from classifier.datasets import Example, write_jsonl  # noqa: E402
+from classifier.encoding import PairEncoder, PairTemplate, head_tail  # noqa: E402
+from classifier.onnx_model import OnnxClassifier  # noqa: E402
+from ops.corpus import demo_corpus  # noqa: E402
+
+
+def tiny_t5(dir_: Path, texts: list[str]) -> Path:
+    """A randomly initialised small T5 encoder with a byte-level BPE tokenizer trained here (no downloads)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import T5Config, T5EncoderModel
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<pad>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    dir_.mkdir(parents=True, exist_ok=True)
+    tok.save(str(dir_ / "tokenizer.json"))
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=tok.get_vocab_size(), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                   pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    T5EncoderModel(cfg).save_pretrained(dir_)
+    return dir_
+
+
+@pytest.fixture(scope="module")
+def corpus_splits(tmp_path_factory):
+    ex = demo_corpus()
+    d = tmp_path_factory.mktemp("data")
+    write_jsonl(ex[::2], d / "train.jsonl")
+    write_jsonl(ex[1::2], d / "val.jsonl")
+    return d, ex
+
+
+def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def torch_logits(adapter: Path, enc: PairEncoder, ex: list[Example], backbone_dir: Path | None = None) -> np.ndarray:
+    from classifier.train import load_trained
+
+    model, _, _ = load_trained(adapter, backbone_dir)
+    ids, mask = enc.encode([e.prompt for e in ex], [e.response for e in ex])
+    with torch.inference_mode():
+        return model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+
+
+def test_t5_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
+    data, ex = corpus_splits
+    t5 = tiny_t5(tmp_path / "t5", [e.prompt + " " + e.response for e in ex])
+    r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+            "--out", str(tmp_path / "adapter"), "--backbone", f"t5:{t5}", "--epochs", "2", "--max-length", "96")
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((tmp_path / "adapter" / "adapter.json").read_text())
+    assert card["kind"] == "t5" and len(card["history"]) >= 1 and card["lora_layers"]
+    assert (tmp_path / "adapter" / "adapter.safetensors").stat().st_size < 5_000_000
+    r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "onnx"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    fp32 = OnnxClassifier(tmp_path / "onnx", "fp32")
+    sample = ex[:24]
+    got = fp32.logits([e.prompt for e in sample], [e.response for e in sample])
+    want = torch_logits(tmp_path / "adapter", fp32.encoder, sample)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    probs = OnnxClassifier(tmp_path / "onnx", "int8").predict_proba([e.prompt for e in sample],
+                                                                     [e.response for e in sample])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    from classifier.default_model import ensure_default_model
+
+    return ensure_default_model()
+
+
+def test_default_model_onnx_matches_torch_and_int8_agrees(default_model):
+    from classifier.default_model import weights_dir
+
+    ex = demo_corpus()
+    fp32 = OnnxClassifier(default_model, "fp32")
+    int8 = OnnxClassifier(default_model, "int8")
+    prompts, responses = [e.prompt for e in ex], [e.response for e in ex]
+    got = fp32.logits(prompts, responses)
+    np.testing.assert_allclose(got, torch_logits(weights_dir(), fp32.encoder, ex), atol=1e-4)
+    agree = (int8.logits(prompts, responses).argmax(1) == got.argmax(1)).mean()
+    assert agree >= 0.97, agree
+    assert fp32.providers[0] == "CPUExecutionProvider" and fp32.version.startswith("minilm-l6-lora-")
+
+
+def test_default_model_handles_empty_and_huge_inputs(default_model):
+    clf = OnnxClassifier(default_model)
+    probs = clf.predict_proba(["", "hi", "x " * 100_000], ["", "x" * 10_000_000, ""])
+    assert probs.shape == (3, 5) and np.isfinite(probs).all()
+    assert clf.predict_proba([], []).shape == (0, 5)
+
+
+def test_evaluate_cli_json_interface(tmp_path, default_model):
+    ex = demo_corpus()[:40]
+    write_jsonl(ex, tmp_path / "d.jsonl")
+    r = cli("classifier", "evaluate", "--data", str(tmp_path / "d.jsonl"), "--model", str(default_model),
+            "--predictions", str(tmp_path / "p.jsonl"), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    for k in ("n", "accuracy", "macro_f1", "per_class", "confusion", "cohen_kappa"):
+        assert k in rep
+    assert rep["n"] == 40 and len(rep["confusion"]) == 5 and set(rep["per_class"]) == {"g1", "g2", "g3", "g4", "g5"}
+    lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == [e.id for e in ex]
+    assert abs(sum(lines[0]["probs"].values()) - 1) < 1e-4
+
+
+def test_evaluate_cli_bad_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "prompt": "a", "response": "b", "label": "g7"}\n')
+    r = cli("classifier", "evaluate", "--data", str(bad), "--model", "rules", "--json")
+    assert r.returncode == 2 and r.stderr.strip().startswith(f"error: {bad}:1: unknown category 'g7'")
+
+
+def test_head_tail_truncation_keeps_both_ends():
+    tpl = PairTemplate(prefix=(101,), middle=(102,), suffix=(102,), pad_id=0, max_length=16, max_prompt_tokens=4)
+
+    class Tok:
+        def no_padding(self): ...
+        def no_truncation(self): ...
+        def encode_batch(self, texts, add_special_tokens):
+            class E:
+                def __init__(self, ids): self.ids = ids
+            return [E([int(w) for w in t.split()]) for t in texts]
+
+    enc = PairEncoder(Tok(), tpl)
+    ids = enc.ids(" ".join(map(str, range(1, 10))), " ".join(map(str, range(200, 230))))
+    assert len(ids) == 16 and ids[:5] == [101, 1, 2, 3, 4] and ids[5] == 102 and ids[-1] == 102
+    assert ids[6] == 200 and ids[-2] == 229
+    assert head_tail([], 5) == []
