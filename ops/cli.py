@@ -50,7 +50,9 @@ def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; impo
         for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds"):
             if isinstance(overrides.get(name), str):
                 overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
-        return Settings.from_env(**overrides)
+        settings = Settings.from_env(**overrides)
+        settings.alert_policy()  # validates the rule names and thresholds
+        return settings
     except ValueError as err:
         fail(str(err))
 
@@ -88,6 +90,9 @@ def worker(
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
     z: Annotated[float | None, typer.Option(help="significance threshold for ΔS in standard errors [3.29]")] = None,
     trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [8]")] = None,
+    rules: Annotated[str | None, typer.Option(
+        help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin "
+             "[epsilon,delta_z,trend]")] = None,
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
@@ -104,7 +109,8 @@ def worker(
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
-        epsilon=epsilon, z_threshold=z, trend_windows=trend_windows, classifier=classifier, partitions=partitions,
+        epsilon=epsilon, z_threshold=z, trend_windows=trend_windows, alert_rules=rules,
+        classifier=classifier, partitions=partitions,
         topic_prefix=topic_prefix,
         input_topic=input_topic, batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
     )

@@ -12,6 +12,10 @@ Three rules for now:
   significant against its standard error, computed from the windows' own
   standard errors (for equal SEs σ it is σ·√(12/(T(T²−1)))), at ``warning``.
   It catches slow drift that no single ΔS can show.
+- River change detectors on the series of window entropies, opt-in:
+  ``page_hinkley`` (threshold and δ in nats, not River's defaults of 50 and
+  0.005, which are in input units far from entropy's scale), ``adwin`` and
+  ``kswin``.
 
 >>> from streams.records import WindowStatistic
 >>> w = WindowStatistic(monitor_key="m", window_start=60, window_end=120, n=100,
@@ -27,10 +31,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from streams.records import Alert, WindowStatistic, format_time
 
-RULES = ("epsilon", "delta_z", "trend")
+RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin")
+DEFAULT_RULES = ("epsilon", "delta_z", "trend")
+RIVER_RULES = ("page_hinkley", "adwin", "kswin")
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,13 @@ class AlertPolicy:
     epsilon: float = 0.001
     z: float = 3.29
     trend_windows: int = 8
-    rules: tuple[str, ...] = RULES
+    rules: tuple[str, ...] = DEFAULT_RULES
+    ph_threshold: float = 2.0  # nats of cumulative deviation
+    ph_delta: float = 0.01  # nats per window of tolerated change
+    ph_min_windows: int = 10
+    adwin_delta: float = 0.002
+    kswin_alpha: float = 0.005
+    detector_memory: int = 1000  # windows of S kept per key to rebuild River detectors after a restart
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rules if r not in RULES]
@@ -54,17 +67,38 @@ class AlertPolicy:
             raise ValueError(f"trend_windows must be >= 3, got {self.trend_windows}")
 
 
-class AlertState:
-    """Per-key memory of the alert rules: the last windows' entropies; serialisable with ``to_dict``."""
+def make_detector(rule: str, policy: AlertPolicy, seed: int = 0) -> Any:
+    """Return a fresh River detector for a rule, with thresholds on the scale of window entropies."""
+    from river import drift
 
-    __slots__ = ("history", "last_window_start")
+    if rule == "page_hinkley":
+        return drift.PageHinkley(min_instances=policy.ph_min_windows, delta=policy.ph_delta,
+                                 threshold=policy.ph_threshold, mode="both")
+    if rule == "adwin":
+        return drift.ADWIN(delta=policy.adwin_delta)
+    if rule == "kswin":
+        return drift.KSWIN(alpha=policy.kswin_alpha, seed=seed)
+    raise ValueError(f"{rule!r} is not a River rule")
+
+
+class AlertState:
+    """Per-key memory of the alert rules; serialisable with ``to_dict`` (plain JSON, no pickle).
+
+    River detectors are not stored: they are rebuilt after a restart by replaying the key's recent
+    window entropies (``series``), so their state survives without unpickling anything.
+    """
+
+    __slots__ = ("history", "last_window_start", "series", "detectors")
 
     def __init__(self) -> None:
         self.history: list[tuple[float, float, float]] = []  # (window start, S, SE), oldest first
         self.last_window_start: float | None = None
+        self.series: list[float] = []
+        self.detectors: dict[str, Any] = {}
 
     def to_dict(self) -> dict:
-        return {"history": [list(h) for h in self.history], "last_window_start": self.last_window_start}
+        return {"history": [list(h) for h in self.history], "last_window_start": self.last_window_start,
+                "series": self.series}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AlertState:
@@ -72,7 +106,16 @@ class AlertState:
         if d:
             st.history = [tuple(h) for h in d["history"]]  # type: ignore[misc]
             st.last_window_start = d["last_window_start"]
+            st.series = list(d.get("series", []))
         return st
+
+    def detector(self, rule: str, policy: AlertPolicy) -> Any:
+        det = self.detectors.get(rule)
+        if det is None:
+            det = self.detectors[rule] = make_detector(rule, policy)
+            for x in self.series:  # replay; detections during the replay were alerted on already
+                det.update(x)
+        return det
 
 
 def trend_slope(values: list[float], ses: list[float]) -> tuple[float, float]:
@@ -128,6 +171,14 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     """
     if state.last_window_start is not None and w.window_start <= state.last_window_start:
         return []
+    river_rules = [r for r in policy.rules if r in RIVER_RULES]
+    river_fired = []
+    for rule in river_rules:
+        det = state.detector(rule, policy)
+        det.update(w.entropy)
+        if det.drift_detected:
+            river_fired.append(rule)
+    state.series = (state.series + [w.entropy])[-policy.detector_memory:] if river_rules else []
     state.last_window_start = w.window_start
     state.history = (state.history + [(w.window_start, w.entropy, w.entropy_se)])[-policy.trend_windows:]
     out: list[Alert] = []
@@ -150,4 +201,10 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
                               f"{w.monitor_key}: S moves {slope:+.3f} ± {se:.3f} nats per window over the last "
                               f"{policy.trend_windows} windows (z = {z:+.1f}) at {when}", p_value=two_sided_p(z),
                               slope=slope, slope_se=se, trend_windows=[h[0] for h in state.history]))
+    for rule in river_fired:
+        threshold = {"page_hinkley": policy.ph_threshold, "adwin": policy.adwin_delta,
+                     "kswin": policy.kswin_alpha}[rule]
+        out.append(_alert(w, rule, w.entropy, threshold, "warning",
+                          f"{w.monitor_key}: River {rule} detected a change in S (now {w.entropy:.3f} nats) at {when}",
+                          detector=rule))
     return out

@@ -27,11 +27,11 @@ from typing import Any
 import faust
 
 from classifier.base import Classifier
-from streams.alerting import AlertPolicy, AlertState, evaluate
+from streams.alerting import AlertState, evaluate
 from streams.classify_stage import ClassifyStage
 from streams.records import ClassifiedResponse, DeadLetter, LateEvent, RecordError, WindowStatistic
 from streams.settings import Settings
-from streams.windowing import KeyWindows, WindowConfig
+from streams.windowing import KeyWindows
 
 log = logging.getLogger("valuedrift.worker")
 
@@ -68,9 +68,8 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     settings.datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(settings.app_id, **faust_settings(settings))
     names = settings.topics
-    cfg = WindowConfig(size=settings.window_seconds, lateness=settings.lateness_seconds,
-                       categories=classifier.taxonomy.codes)
-    policy = AlertPolicy(epsilon=settings.epsilon, z=settings.z_threshold, trend_windows=settings.trend_windows)
+    cfg = settings.window_config(classifier.taxonomy.codes)
+    policy = settings.alert_policy()
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -87,6 +86,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     # Wall-clock time each key last had an event; keys restored from the changelog count from the
     # moment this worker processed its first message, so a restart never idle-closes a window
     # whose events are still waiting in the topic.
+    alert_cache: dict[str, AlertState] = {}
     last_seen: dict[str, float] = {}
     resumed: list[float] = []
 
@@ -169,7 +169,10 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             except RecordError as err:
                 await dead(ev, "alerts", f"invalid window statistic: {err}")
                 continue
-            ast = AlertState.from_dict(alert_state.get(st.monitor_key))
+            # Detector objects live in memory between windows; the table holds what rebuilds them.
+            ast = alert_cache.get(st.monitor_key)
+            if ast is None:
+                ast = alert_cache[st.monitor_key] = AlertState.from_dict(alert_state.get(st.monitor_key))
             fired = evaluate(st, policy, ast)
             for a in fired:
                 await alerts.send(key=a.monitor_key.encode(), value=a.to_bytes())

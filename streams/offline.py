@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from classifier.base import Classifier
-from streams.alerting import AlertPolicy, AlertState, evaluate
+from streams.alerting import AlertState, evaluate
 from streams.records import Alert, ResponseEvent, WindowStatistic
 from streams.settings import Settings
-from streams.windowing import WindowConfig, WindowEngine
+from streams.windowing import WindowEngine
 
 
 @dataclass
@@ -29,9 +29,8 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
                 batch_size: int = 256) -> OfflineResult:
     """Classify events in batches, window them by event time, flush at the end, and evaluate the rules."""
     codes = classifier.taxonomy.codes
-    engine = WindowEngine(WindowConfig(size=settings.window_seconds, lateness=settings.lateness_seconds,
-                                       categories=codes))
-    policy = AlertPolicy(epsilon=settings.epsilon, z=settings.z_threshold, trend_windows=settings.trend_windows)
+    engine = WindowEngine(settings.window_config(codes))
+    policy = settings.alert_policy()
     windows: list[WindowStatistic] = []
     late = 0
 

@@ -91,6 +91,7 @@ class Settings:
     epsilon: float = 0.001
     z_threshold: float = 3.29
     trend_windows: int = 8
+    alert_rules: str = "epsilon,delta_z,trend"
     classifier: str = "default"
     batch_size: int = 64
     batch_within_seconds: float = 0.2
@@ -108,6 +109,19 @@ class Settings:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+
+    def alert_policy(self):  # noqa: ANN201 - returns streams.alerting.AlertPolicy
+        """The alert policy these settings describe."""
+        from streams.alerting import AlertPolicy
+
+        rules = tuple(r.strip() for r in self.alert_rules.split(",") if r.strip())
+        return AlertPolicy(epsilon=self.epsilon, z=self.z_threshold, trend_windows=self.trend_windows, rules=rules)
+
+    def window_config(self, categories: tuple[str, ...]):  # noqa: ANN201 - returns streams.windowing.WindowConfig
+        """The window configuration these settings describe, for a taxonomy's category codes."""
+        from streams.windowing import WindowConfig
+
+        return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories)
 
     @property
     def topics(self) -> Topics:

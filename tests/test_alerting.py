@@ -86,3 +86,35 @@ def test_policy_validation_names_the_problem():
         AlertPolicy(rules=("nope",))
     with pytest.raises(ValueError, match="epsilon"):
         AlertPolicy(epsilon=-1)
+
+
+RIVER = AlertPolicy(rules=("page_hinkley", "adwin", "kswin"))
+
+
+def test_river_detectors_catch_a_jump_and_stay_quiet_before_it():
+    before = [P] * 40
+    after = [(0.3, 0.3, 0.2, 0.1, 0.1)] * 30
+    alerts = run_rules(windows_from(before + after, seed=7), RIVER)
+    assert all(a.window_start >= T0 + 40 * 60 for a in alerts if a.rule == "page_hinkley")
+    ph = [a for a in alerts if a.rule == "page_hinkley"]
+    assert ph and ph[0].window_start <= T0 + 50 * 60, "Page-Hinkley took more than 10 windows"
+    assert ph[0].threshold == 2.0 and ph[0].evidence["detector"] == "page_hinkley"
+
+
+def test_detector_state_survives_a_restart_through_json():
+    import json
+
+    stats = windows_from([P] * 30 + [(0.3, 0.3, 0.2, 0.1, 0.1)] * 20, seed=8)
+    uninterrupted = run_rules(stats, RIVER)
+    st = AlertState()
+    restarted = [a for w in stats[:33] for a in evaluate(w, RIVER, st)]
+    st = AlertState.from_dict(json.loads(json.dumps(st.to_dict())))  # what the changelog table holds
+    restarted += [a for w in stats[33:] for a in evaluate(w, RIVER, st)]
+    assert [a.id for a in restarted] == [a.id for a in uninterrupted]
+
+
+def test_unknown_rule_in_settings_is_rejected():
+    from streams.settings import Settings
+
+    with pytest.raises(ValueError, match="unknown alert rule"):
+        Settings(alert_rules="epsilon,magic").alert_policy()
