@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from ops.cli_bench import app as bench_app
 from ops.cli_classifier import app as classifier_app
 from ops.cli_errors import fail
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 
 
 app.add_typer(classifier_app, name="classifier")
+app.add_typer(bench_app, name="bench")
 
 
 def unreachable(settings: object, err: Exception) -> NoReturn:
@@ -88,11 +90,11 @@ def worker(
     idle_close: Annotated[str | None, typer.Option(
         help="close a key's open windows after this much wall-clock silence (0 = never)")] = None,
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
-    z: Annotated[float | None, typer.Option(help="significance threshold for ΔS in standard errors [3.29]")] = None,
-    trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [8]")] = None,
+    z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors [3.89]")] = None,
+    trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [20]")] = None,
     rules: Annotated[str | None, typer.Option(
         help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin "
-             "[epsilon,delta_z,trend]")] = None,
+             "[epsilon,delta_z,trend,page_hinkley]")] = None,
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
@@ -167,6 +169,60 @@ def schemas(
             typer.echo(str(path))
     if stale:
         fail(f"out of date: {', '.join(stale)}; run `valuedrift schemas --out {out}`", 1)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[list[str] | None, typer.Option(
+        help="stable | drift | jump | jailbreak; repeat for more keys [stable and drift]")] = None,
+    steps: Annotated[int, typer.Option(min=1, max=100_000, help="windows (steps) per key")] = 50,
+    k: Annotated[int, typer.Option(min=1, max=100_000, help="responses per key per step")] = 100,
+    sigma: Annotated[float, typer.Option(help="drift rate, nats/step")] = 0.0125,
+    jump: Annotated[float, typer.Option(help="jump size, nats")] = 0.1,
+    seed: Annotated[int, typer.Option()] = 0,
+    window: Annotated[str, typer.Option(help="event time per step")] = "60s",
+    corpus: Annotated[Path | None, typer.Option(help="labelled JSONL with texts per category [demo corpus]")] = None,
+    classified: Annotated[bool, typer.Option(help="emit classified records (true category) instead")] = False,
+    out: Annotated[Path | None, typer.Option(help="write JSONL here")] = None,
+    broker: BrokerOpt = None,
+    topic: Annotated[str | None, typer.Option(help="produce to this topic [the responses or classified topic]")] = None,
+) -> None:
+    """Emit seeded events with ground truth (set σ, jumps, jailbreak pressure) to a file or to Kafka."""
+    from classifier.datasets import DatasetError, load_jsonl
+    from ops.corpus import demo_corpus
+    from ops.simulate import simulated_events
+    from streams.settings import parse_duration
+    from streams.simulation import SCENARIOS
+
+    scenario = scenario or ["stable", "drift"]
+    bad = [s for s in scenario if s not in SCENARIOS]
+    if bad:
+        fail(f"unknown scenario {bad[0]!r}; choose from {', '.join(SCENARIOS)}")
+    if (out is None) == (broker is None and topic is None):
+        fail("give either --out FILE or --broker (and optionally --topic)")
+    try:
+        texts = load_jsonl(corpus) if corpus else demo_corpus()
+        events = simulated_events(scenario, steps, k, seed, texts, parse_duration(window), sigma, jump, classified)
+        if out is not None:
+            n = 0
+            with out.open("w") as fh:
+                for ev in events:
+                    fh.write(ev.model_dump_json() + "\n")
+                    n += 1
+            typer.echo(f"wrote {n} events to {out}")
+            return
+        from ops.kafka import send_all
+
+        settings = load_settings(broker=broker)
+        name = topic or (settings.topics.classified if classified else settings.topics.responses)
+        quiet_kafka_logs()
+        try:
+            n = asyncio.run(send_all(settings.broker, name, ((e.monitor_key.encode(), e.to_bytes()) for e in events)))
+        except Exception as err:  # noqa: BLE001 - reported in one line
+            unreachable(settings, err)
+        typer.echo(f"produced {n} events to {name}")
+    except (DatasetError, ValueError) as err:
+        fail(str(err))
 
 
 @app.command()

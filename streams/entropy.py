@@ -46,7 +46,7 @@ def plugin_entropy(counts: Sequence[float]) -> float:
         if c > 0:
             p = c / total
             s -= p * math.log(p)
-    return max(s, 0.0)
+    return float(max(s, 0.0))
 
 
 def miller_madow_entropy(counts: Sequence[float]) -> float:
@@ -55,7 +55,7 @@ def miller_madow_entropy(counts: Sequence[float]) -> float:
     if total == 0:
         return 0.0
     observed = sum(1 for c in counts if c > 0)
-    return plugin_entropy(counts) + (observed - 1) / (2.0 * total)
+    return float(plugin_entropy(counts) + (observed - 1) / (2.0 * total))
 
 
 def entropy_se(counts: Sequence[float]) -> float:
@@ -71,7 +71,7 @@ def entropy_se(counts: Sequence[float]) -> float:
             lp = math.log(p)
             s -= p * lp
             s2 += p * lp * lp
-    return math.sqrt(max(s2 - s * s, 0.0) / total)
+    return float(math.sqrt(max(s2 - s * s, 0.0) / total))
 
 
 def estimate(counts: Sequence[float]) -> EntropyEstimate:

@@ -89,9 +89,10 @@ class Settings:
     lateness_seconds: float = 30.0
     idle_close_seconds: float = 300.0
     epsilon: float = 0.001
-    z_threshold: float = 3.29
-    trend_windows: int = 8
-    alert_rules: str = "epsilon,delta_z,trend"
+    z_threshold: float = 3.89
+    trend_z: float = 3.29
+    trend_windows: int = 20
+    alert_rules: str = "epsilon,delta_z,trend,page_hinkley"
     classifier: str = "default"
     batch_size: int = 64
     batch_within_seconds: float = 0.2
@@ -115,7 +116,8 @@ class Settings:
         from streams.alerting import AlertPolicy
 
         rules = tuple(r.strip() for r in self.alert_rules.split(",") if r.strip())
-        return AlertPolicy(epsilon=self.epsilon, z=self.z_threshold, trend_windows=self.trend_windows, rules=rules)
+        return AlertPolicy(epsilon=self.epsilon, z=self.z_threshold, trend_z=self.trend_z,
+                           trend_windows=self.trend_windows, rules=rules)
 
     def window_config(self, categories: tuple[str, ...]):  # noqa: ANN201 - returns streams.windowing.WindowConfig
         """The window configuration these settings describe, for a taxonomy's category codes."""

