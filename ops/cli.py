@@ -227,7 +227,7 @@ def simulate(
 
 @app.command()
 def demo(
-    windows: Annotated[int, typer.Option(min=3, max=200, help="windows per model")] = 12,
+    windows: Annotated[int, typer.Option(min=3, max=200, help="windows per model")] = 24,
     per_window: Annotated[int, typer.Option(min=10, max=2000, help="responses per model per window (k)")] = 100,
     seed: Annotated[int, typer.Option(help="random seed of the scenario")] = 7,
     classifier: Annotated[str, typer.Option(help="default | rules")] = "default",
