@@ -34,6 +34,9 @@ def fingerprint() -> str:
     h = hashlib.sha256()
     for name in WEIGHT_FILES:
         h.update((weights_dir() / name).read_bytes())
+    card = weights_dir() / "evaluation.json"  # part of the model card, so a new evaluation rebuilds it
+    if card.exists():
+        h.update(card.read_bytes())
     return h.hexdigest()[:12]
 
 

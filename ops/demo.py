@@ -20,6 +20,7 @@ from ops.kafka import ensure_topics, make_producer
 from ops.scenario import demo_events
 from ops.worker_process import WorkerProcess
 from streams.alerting import DEFAULT_RULES
+from streams.rates import slope_estimate
 from streams.records import Alert, WindowStatistic, format_time
 from streams.settings import BrokerURL, Settings
 
@@ -93,7 +94,7 @@ def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Consol
     """Print a per-key summary; return True when the drifting model's entropy rose and it was alerted on."""
     console.print()
     t = Table(title="summary (alerts by rule)")
-    for col in ("key", "windows", "S first 3", "S last 3", *DEFAULT_RULES):
+    for col in ("key", "windows", "S first 3", "S last 3", "dS/dt per window [95% CI]", *DEFAULT_RULES):
         t.add_column(col, no_wrap=True)
     ok = False
     for key in sorted({s.monitor_key for s in stats}):
@@ -101,7 +102,11 @@ def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Consol
         first = statistics.fmean(s.entropy for s in ws[:3])
         last = statistics.fmean(s.entropy for s in ws[-3:])
         fired = {r: sum(1 for a in alerts if a.monitor_key == key and a.rule == r) for r in DEFAULT_RULES}
-        t.add_row(key, str(len(ws)), f"{first:.3f}", f"{last:.3f}", *(str(fired[r]) for r in DEFAULT_RULES))
+        rate = slope_estimate([w.entropy for w in ws], [w.entropy_se for w in ws])
+        lo, hi = rate.ci
+        t.add_row(key, str(len(ws)), f"{first:.3f}", f"{last:.3f}",
+                  f"{rate.value:+.4f} [{lo:+.4f}, {hi:+.4f}] p={rate.p_value:.1g}",
+                  *(str(fired[r]) for r in DEFAULT_RULES))
         if key == DRIFTING:
             ok = last > first and any(a.severity == "warning" for a in alerts if a.monitor_key == key)
     console.print(t)

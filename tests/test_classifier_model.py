@@ -147,3 +147,15 @@ def test_head_tail_truncation_keeps_both_ends():
     assert len(ids) == 16 and ids[:5] == [101, 1, 2, 3, 4] and ids[5] == 102 and ids[-1] == 102
     assert ids[6] == 200 and ids[-2] == 229
     assert head_tail([], 5) == []
+
+
+def test_int8_agrees_with_fp32_on_validation_data(default_model):
+    from classifier.training_data import build_splits, shared_data_dir
+
+    if not (shared_data_dir() / "xstest").is_dir():
+        pytest.skip(f"shared data not found at {shared_data_dir()} (set VALUEDRIFT_SHARED_DATA)")
+    val = build_splits()["val"]
+    prompts, responses = [e.prompt for e in val], [e.response for e in val]
+    fp32 = OnnxClassifier(default_model, "fp32").logits(prompts, responses).argmax(1)
+    int8 = OnnxClassifier(default_model, "int8").logits(prompts, responses).argmax(1)
+    assert (fp32 == int8).mean() >= 0.99
