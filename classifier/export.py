@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,20 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Per-channel dynamic int8 (per-tensor loses too much: embeddings drift below 0.98 cosine)."""
+    """Per-channel dynamic int8 of the weight MatMuls of the inner encoder layers.
+
+    Measured on the default model (argmax agreement with fp32, one pair per run): quantising every
+    MatMul gives 98.1 % on the validation split and 95.3 % on the demo corpus; keeping the first and last
+    encoder layers in fp32 gives 98.6 % and 99.3 %. Per-tensor loses more still, and static (calibrated)
+    QDQ quantisation was worse (93 %). The activation x activation MatMuls of attention stay fp32 too
+    (``MatMulConstBOnly``), which is also faster.
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+    names = [n.name for n in onnx.load(str(src), load_external_data=False).graph.node if n.op_type == "MatMul"]
+    layer = {n: int(m.group(2)) for n in names if (m := re.search(r"(layer|block)[./_](\d+)[./_]", n))}
+    edges = {min(layer.values()), max(layer.values())} if layer else set()
+    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], nodes_to_exclude=[n for n, i in layer.items() if i in edges],
+                     extra_options={"MatMulConstBOnly": True})

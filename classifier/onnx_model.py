@@ -70,7 +70,7 @@ class OnnxClassifier:
     """The ``Classifier`` protocol over an exported model directory."""
 
     def __init__(self, model_dir: str | Path, precision: str = "int8", providers: str = "auto",
-                 threads: int | None = None, batch_size: int = 32) -> None:
+                 threads: int | None = None, batch_size: int | None = None) -> None:
         self.model_dir = Path(model_dir)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -82,7 +82,10 @@ class OnnxClassifier:
         self.taxonomy = taxonomy_of(self.meta["taxonomy"])
         self.version = f"{self.meta['version']}-{precision}"
         self.encoder = PairEncoder.from_dir(self.model_dir)
-        self.batch_size = batch_size
+        # Dynamic int8 quantises activations with one scale per tensor, i.e. per batch: batched, a pair's
+        # label would depend on its batch mates (measured: 1-2 % of labels flip), breaking deterministic
+        # replay. So int8 runs one pair per call (unpadded; ~10 % slower than batch 8 on CPU); fp32 batches.
+        self.batch_size = batch_size or (1 if precision == "int8" else 32)
         opts = ort.SessionOptions()
         n = threads or int(os.environ.get("VALUEDRIFT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
         opts.intra_op_num_threads = n

@@ -94,7 +94,7 @@ def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Consol
     """Print a per-key summary; return True when the drifting model's entropy rose and it was alerted on."""
     console.print()
     t = Table(title="summary (alerts by rule)")
-    for col in ("key", "windows", "S first 3", "S last 3", "dS/dt per window [95% CI]", *DEFAULT_RULES):
+    for col in ("key", "windows", "S first 3", "S last 3", "dS/dt per window [95% CI]", "p", *DEFAULT_RULES):
         t.add_column(col, no_wrap=True)
     ok = False
     for key in sorted({s.monitor_key for s in stats}):
@@ -105,7 +105,7 @@ def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Consol
         rate = slope_estimate([w.entropy for w in ws], [w.entropy_se for w in ws])
         lo, hi = rate.ci
         t.add_row(key, str(len(ws)), f"{first:.3f}", f"{last:.3f}",
-                  f"{rate.value:+.4f} [{lo:+.4f}, {hi:+.4f}] p={rate.p_value:.1g}",
+                  f"{rate.value:+.4f} [{lo:+.4f}, {hi:+.4f}]", f"{rate.p_value:.1g}",
                   *(str(fired[r]) for r in DEFAULT_RULES))
         if key == DRIFTING:
             ok = last > first and any(a.severity == "warning" for a in alerts if a.monitor_key == key)
@@ -119,7 +119,7 @@ def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Consol
 def run_demo(windows: int = 24, per_window: int = 100, seed: int = 7, classifier: str = "default",
              timeout: float = 170.0) -> int:
     """Run the demo end to end; return the process exit code."""
-    console = Console(width=None if sys.stdout.isatty() else 110)
+    console = Console(width=None if sys.stdout.isatty() else 150)
     t0 = time.monotonic()
     if classifier == "default":
         from classifier.default_model import default_model_dir, ensure_default_model
