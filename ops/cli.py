@@ -90,11 +90,22 @@ def worker(
     idle_close: Annotated[str | None, typer.Option(
         help="close a key's open windows after this much wall-clock silence (0 = never)")] = None,
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
-    z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors [3.89]")] = None,
+    z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors [4.42]")] = None,
+    trend_z: Annotated[float | None, typer.Option(help="trend-test threshold in standard errors [3.89]")] = None,
     trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [20]")] = None,
     rules: Annotated[str | None, typer.Option(
         help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin "
              "[epsilon,delta_z,trend,page_hinkley]")] = None,
+    signals: Annotated[str | None, typer.Option(
+        help="rules whose firing opens a drift episode [delta_z,trend,page_hinkley]")] = None,
+    combine: Annotated[str | None, typer.Option(
+        help="'any' signal, or 'K-of-N': K distinct rules within N windows [any]")] = None,
+    clear_windows: Annotated[int | None, typer.Option(
+        help="quiet windows that close a drift episode (hysteresis) [10]")] = None,
+    cooldown_windows: Annotated[int | None, typer.Option(
+        help="windows after an episode opens before another may open [0]")] = None,
+    keys: Annotated[int | None, typer.Option(
+        help="number of monitored keys: z thresholds are Bonferroni-adjusted for them [1]")] = None,
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
@@ -111,7 +122,9 @@ def worker(
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
-        epsilon=epsilon, z_threshold=z, trend_windows=trend_windows, alert_rules=rules,
+        epsilon=epsilon, z_threshold=z, trend_z=trend_z, trend_windows=trend_windows, alert_rules=rules,
+        alert_signals=signals, alert_combine=combine, alert_clear_windows=clear_windows,
+        alert_cooldown_windows=cooldown_windows, alert_keys=keys,
         classifier=classifier, partitions=partitions,
         topic_prefix=topic_prefix,
         input_topic=input_topic, batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,

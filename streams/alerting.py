@@ -7,17 +7,19 @@ Three rules for now:
   change, so this rule fires on almost every window: it is kept because users
   of the method ask for it, at severity ``info``.
 - ``delta_z``: the change is significant against its standard error,
-  |ΔS| / SE(ΔS) > z (z = 3.89, two-sided p < 1e-4), at severity ``warning``.
+  |ΔS| / SE(ΔS) > z (z = 4.42, two-sided p < 1e-5).
 - ``trend``: the OLS slope of S over the key's last T windows (T = 20) is
   significant against its standard error, computed from the windows' own
-  standard errors (for equal SEs σ it is σ·√(12/(T(T²−1)))), at ``warning``.
-  It catches slow drift that no single ΔS can show (z = 3.29).
+  standard errors (for equal SEs σ it is σ·√(12/(T(T²−1)))).
+  It catches slow drift that no single ΔS can show (z = 3.89, p < 1e-4).
 - River change detectors on the series of window entropies: ``page_hinkley``
   (on by default; threshold 2 nats and δ 0.01 nats/window, not River's
   defaults of 50 and 0.005, which are in input units far from entropy's
   scale), and opt-in ``adwin`` and ``kswin``.
 
-``valuedrift bench detectors`` measures every rule's false alarms and delays.
+Every rule's alert is an ``info`` *signal*; the policy (``streams.policy``) turns signals into one
+``drift`` alert per episode, at ``warning`` or ``critical``: that is the alert to page on.
+``valuedrift bench detectors`` measures every rule's false alarms and delays, and the policy's.
 
 >>> from streams.records import WindowStatistic
 >>> w = WindowStatistic(monitor_key="m", window_start=60, window_end=120, n=100,
@@ -26,15 +28,17 @@ Three rules for now:
 ...     entropy=1.50, entropy_se=0.06, entropy_mm=1.52, delta_entropy=0.60, delta_se=0.11,
 ...     prev_window_start=0, closed_by="watermark")
 >>> [(a.rule, a.severity) for a in evaluate(w, AlertPolicy(), AlertState())]
-[('epsilon', 'info'), ('delta_z', 'warning')]
+[('epsilon', 'info'), ('delta_z', 'info'), ('drift', 'warning')]
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
+from streams.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
 from streams.records import Alert, WindowStatistic, format_time
 
 RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin")
@@ -47,8 +51,8 @@ class AlertPolicy:
     """Which rules run and their thresholds (ε in nats per window; z in standard errors)."""
 
     epsilon: float = 0.001
-    z: float = 3.89  # ΔS test: two-sided p < 1e-4 (3.29 gave 3.7 false alarms per 1,000 windows at k = 100)
-    trend_z: float = 3.29
+    z: float = 4.42  # ΔS test: two-sided p < 1e-5 (3.29 gave 3.7 false alarms per 1,000 windows at k = 100)
+    trend_z: float = 3.89  # p < 1e-4: 3.29 made the default policy raise 2.0 false episodes per 1,000 windows
     trend_windows: int = 20
     rules: tuple[str, ...] = DEFAULT_RULES
     ph_threshold: float = 2.0  # nats of cumulative deviation
@@ -57,6 +61,13 @@ class AlertPolicy:
     adwin_delta: float = 0.002
     kswin_alpha: float = 0.005
     detector_memory: int = 1000  # windows of S kept per key to rebuild River detectors after a restart
+    signals: tuple[str, ...] = DEFAULT_SIGNALS  # rules whose firing counts towards a drift episode
+    combine: str = "any"
+    k: int = 2
+    n: int = 10
+    clear_windows: int = 10
+    cooldown_windows: int = 0
+    family_size: int = 1  # monitored keys: z rules are Bonferroni-adjusted to p / family_size
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rules if r not in RULES]
@@ -68,6 +79,27 @@ class AlertPolicy:
             raise ValueError(f"z thresholds must be > 0, got {self.z!r} and {self.trend_z!r}")
         if self.trend_windows < 3:
             raise ValueError(f"trend_windows must be >= 3, got {self.trend_windows}")
+        unknown = [r for r in self.signals if r not in RULES]
+        if unknown:
+            raise ValueError(f"unknown signal rule(s) {unknown}; choose from {', '.join(RULES)}")
+        if self.family_size < 1:
+            raise ValueError(f"family_size (number of monitored keys) must be >= 1, got {self.family_size}")
+        self.policy_config  # noqa: B018 - validates combine, k, n, clear and cooldown
+
+    @property
+    def policy_config(self) -> PolicyConfig:
+        return PolicyConfig(signals=self.signals, combine=self.combine, k=self.k, n=self.n,
+                            clear_windows=self.clear_windows, cooldown_windows=self.cooldown_windows)
+
+    def adjusted_z(self, z: float) -> float:
+        """The z threshold at the Bonferroni level p(z) / family_size.
+
+        >>> round(AlertPolicy(family_size=100).adjusted_z(3.89), 2)  # p 1e-4 -> 1e-6
+        4.89
+        """
+        if self.family_size == 1:
+            return z
+        return NormalDist().inv_cdf(1 - two_sided_p(z) / (2 * self.family_size))
 
 
 def make_detector(rule: str, policy: AlertPolicy, seed: int = 0) -> Any:
@@ -91,17 +123,19 @@ class AlertState:
     window entropies (``series``), so their state survives without unpickling anything.
     """
 
-    __slots__ = ("history", "last_window_start", "series", "detectors")
+    __slots__ = ("history", "last_window_start", "series", "detectors", "policy", "windows")
 
     def __init__(self) -> None:
         self.history: list[tuple[float, float, float]] = []  # (window start, S, SE), oldest first
         self.last_window_start: float | None = None
         self.series: list[float] = []
         self.detectors: dict[str, Any] = {}
+        self.policy = PolicyState()
+        self.windows = 0  # windows evaluated for the key
 
     def to_dict(self) -> dict:
         return {"history": [list(h) for h in self.history], "last_window_start": self.last_window_start,
-                "series": self.series}
+                "series": self.series, "policy": self.policy.to_dict(), "windows": self.windows}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AlertState:
@@ -110,6 +144,8 @@ class AlertState:
             st.history = [tuple(h) for h in d["history"]]  # type: ignore[misc]
             st.last_window_start = d["last_window_start"]
             st.series = list(d.get("series", []))
+            st.policy = PolicyState.from_dict(d.get("policy"))
+            st.windows = int(d.get("windows", 0))
         return st
 
     def detector(self, rule: str, policy: AlertPolicy) -> Any:
@@ -191,23 +227,37 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
         out.append(_alert(w, "epsilon", d, policy.epsilon, "info",
                           f"{w.monitor_key}: |ΔS| = {abs(d):.3f} nats > ε = {policy.epsilon:g} at {when}"))
     if "delta_z" in policy.rules and d is not None and w.delta_se:
-        z = d / w.delta_se
-        if abs(z) > policy.z:
-            out.append(_alert(w, "delta_z", z, policy.z, "warning",
+        z, limit = d / w.delta_se, policy.adjusted_z(policy.z)
+        if abs(z) > limit:
+            out.append(_alert(w, "delta_z", z, limit, "info",
                               f"{w.monitor_key}: ΔS = {d:+.3f} ± {w.delta_se:.3f} nats (z = {z:+.1f}) at {when}",
                               p_value=two_sided_p(z)))
     if "trend" in policy.rules and len(state.history) == policy.trend_windows:
         slope, se = trend_slope([h[1] for h in state.history], [h[2] for h in state.history])
-        if se > 0 and abs(slope / se) > policy.trend_z:
+        limit = policy.adjusted_z(policy.trend_z)
+        if se > 0 and abs(slope / se) > limit:
             z = slope / se
-            out.append(_alert(w, "trend", z, policy.trend_z, "warning",
+            out.append(_alert(w, "trend", z, limit, "info",
                               f"{w.monitor_key}: S moves {slope:+.3f} ± {se:.3f} nats per window over the last "
                               f"{policy.trend_windows} windows (z = {z:+.1f}) at {when}", p_value=two_sided_p(z),
                               slope=slope, slope_se=se, trend_windows=[h[0] for h in state.history]))
     for rule in river_fired:
         threshold = {"page_hinkley": policy.ph_threshold, "adwin": policy.adwin_delta,
                      "kswin": policy.kswin_alpha}[rule]
-        out.append(_alert(w, rule, w.entropy, threshold, "warning",
+        out.append(_alert(w, rule, w.entropy, threshold, "info",
                           f"{w.monitor_key}: River {rule} detected a change in S (now {w.entropy:.3f} nats) at {when}",
                           detector=rule))
+    by_rule = {a.rule: a for a in out}
+    for rule, severity, evidence in step(state.policy, policy.policy_config, state.windows, set(by_rule)):
+        if rule == "drift":
+            ps = [by_rule[r].p_value for r in evidence["signals_now"] if by_rule[r].p_value is not None]
+            msg = (f"{w.monitor_key}: drift in S ({', '.join(evidence['rules'])} within the last {policy.n} "
+                   f"windows; S = {w.entropy:.3f} ± {w.entropy_se:.3f} nats) at {when}")
+            out.append(_alert(w, rule, len(evidence["rules"]), policy.k if policy.combine == "k_of_n" else 1,
+                              severity, msg, p_value=min(ps) if ps else None, **evidence))
+        else:
+            out.append(_alert(w, rule, evidence["quiet_windows"], policy.clear_windows, severity,
+                              f"{w.monitor_key}: drift episode over ({evidence['quiet_windows']} quiet windows) "
+                              f"at {when}", **evidence))
+    state.windows += 1
     return out

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.alerting import AlertPolicy
 from streams.topics import Topics
+
+_POLICY = AlertPolicy()  # the alert defaults live in streams.alerting; settings only expose them
 
 ENV_PREFIX = "VALUEDRIFT_"
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
@@ -76,6 +80,21 @@ def _default_datadir() -> Path:
     return Path(base) / "valuedrift" / "worker"
 
 
+def parse_combine(text: str) -> tuple[str, int, int]:
+    """Parse the policy's combine mode: ``any`` or ``K-of-N``.
+
+    >>> parse_combine("any"), parse_combine("2-of-10")
+    (('any', 2, 10), ('k_of_n', 2, 10))
+    """
+    t = text.strip().lower()
+    if t == "any":
+        return "any", _POLICY.k, _POLICY.n
+    m = re.fullmatch(r"(\d+)\s*-?of-?\s*(\d+)", t)
+    if not m:
+        raise ValueError(f"combine must be 'any' or 'K-of-N' (e.g. 2-of-10), got {text!r}")
+    return "k_of_n", int(m.group(1)), int(m.group(2))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker needs; defaults here are the project's defaults everywhere."""
@@ -88,11 +107,16 @@ class Settings:
     window_seconds: float = 300.0
     lateness_seconds: float = 30.0
     idle_close_seconds: float = 300.0
-    epsilon: float = 0.001
-    z_threshold: float = 3.89
-    trend_z: float = 3.29
-    trend_windows: int = 20
-    alert_rules: str = "epsilon,delta_z,trend,page_hinkley"
+    epsilon: float = _POLICY.epsilon
+    z_threshold: float = _POLICY.z
+    trend_z: float = _POLICY.trend_z
+    trend_windows: int = _POLICY.trend_windows
+    alert_rules: str = ",".join(_POLICY.rules)
+    alert_signals: str = ",".join(_POLICY.signals)  # rules whose firing opens a drift episode
+    alert_combine: str = "any"  # or "K-of-N", e.g. "2-of-10"
+    alert_clear_windows: int = _POLICY.clear_windows
+    alert_cooldown_windows: int = _POLICY.cooldown_windows
+    alert_keys: int = _POLICY.family_size  # monitored keys, for the Bonferroni adjustment
     classifier: str = "default"
     batch_size: int = 64
     batch_within_seconds: float = 0.2
@@ -113,11 +137,15 @@ class Settings:
 
     def alert_policy(self):  # noqa: ANN201 - returns streams.alerting.AlertPolicy
         """The alert policy these settings describe."""
-        from streams.alerting import AlertPolicy
+        def names(csv: str) -> tuple[str, ...]:
+            return tuple(r.strip() for r in csv.split(",") if r.strip())
 
-        rules = tuple(r.strip() for r in self.alert_rules.split(",") if r.strip())
+        combine, k, n = parse_combine(self.alert_combine)
         return AlertPolicy(epsilon=self.epsilon, z=self.z_threshold, trend_z=self.trend_z,
-                           trend_windows=self.trend_windows, rules=rules)
+                           trend_windows=self.trend_windows, rules=names(self.alert_rules),
+                           signals=names(self.alert_signals), combine=combine, k=k, n=n,
+                           clear_windows=self.alert_clear_windows, cooldown_windows=self.alert_cooldown_windows,
+                           family_size=self.alert_keys)
 
     def window_config(self, categories: tuple[str, ...]):  # noqa: ANN201 - returns streams.windowing.WindowConfig
         """The window configuration these settings describe, for a taxonomy's category codes."""

@@ -24,10 +24,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture
 def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
-    """Worker settings on the test broker; topic names and consumer group are unique to the test."""
+    """Worker settings on the test broker; topic names and consumer group are unique to the test.
+
+    The keyword classifier makes exact expected counts easy to state; tests of the learned ONNX classifier
+    set ``classifier="default"``.
+    """
     tag = uuid.uuid4().hex[:8]
     return Settings(
         broker=BrokerURL.parse(broker.url), app_id=f"vd-test-{tag}", topic_prefix=f"t{tag}.", partitions=2,
         window_seconds=60.0, lateness_seconds=0.0, idle_close_seconds=2.0, datadir=tmp_path / "worker",
-        session_timeout_seconds=4.0, batch_size=32, log_level="INFO",
+        session_timeout_seconds=4.0, batch_size=32, log_level="INFO", classifier="rules",
     )

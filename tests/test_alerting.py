@@ -38,8 +38,9 @@ def test_epsilon_rule_fires_on_almost_every_window_without_change():
 def test_calibrated_rules_stay_quiet_without_change():
     stats = windows_from([P] * 400, seed=2)
     alerts = run_rules(stats)
-    calibrated = [a for a in alerts if a.severity == "warning"]
-    assert len(calibrated) <= 4  # measured ~2.7 per 1000 windows for the default policy (bench detectors)
+    pages = [a for a in alerts if a.severity in ("warning", "critical")]
+    assert all(a.rule == "drift" for a in pages)
+    assert len(pages) <= 2  # measured 0.55 drift episodes per 1000 windows for the default policy (bench detectors)
 
 
 def test_a_large_jump_fires_delta_z_with_evidence():
@@ -47,7 +48,7 @@ def test_a_large_jump_fires_delta_z_with_evidence():
     alerts = [a for a in run_rules(stats) if a.rule == "delta_z"]
     assert alerts and alerts[0].window_start == T0 + 5 * 60
     a = alerts[0]
-    assert a.severity == "warning" and a.p_value < 0.001 and a.statistic > a.threshold
+    assert a.severity == "info" and a.p_value < 0.001 and a.statistic > a.threshold
     assert a.evidence["windows"] == [T0 + 4 * 60, T0 + 5 * 60]
     assert a.id == "k@2026-01-01T00:05:00Z/delta_z"
 
