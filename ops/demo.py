@@ -46,7 +46,7 @@ async def _run(settings: Settings, windows: int, per_window: int, seed: int, tim
                worker: WorkerProcess) -> tuple[list[WindowStatistic], list[Alert]]:
     topics = settings.topics
     expected = 2 * windows
-    consumer = AIOKafkaConsumer(topics.entropy, topics.alerts, bootstrap_servers=settings.broker.bootstrap,
+    consumer = AIOKafkaConsumer(topics.entropy, topics.alerts, **settings.broker.client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
     await consumer.start()
     producer = make_producer(settings.broker)

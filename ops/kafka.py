@@ -24,7 +24,7 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """
     topics = settings.topics
     wanted = [t for t in topics.all() if not (t == topics.responses and settings.input_topic)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker.bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(**settings.broker.client_options(), request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -46,7 +46,7 @@ async def read_topic(
     Stops when ``expect`` messages were read, when nothing new arrived for
     ``idle`` seconds, or at ``timeout``.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**broker.client_options(), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:

@@ -60,6 +60,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     )
     if settings.broker.embedded:
         opts["producer_max_batch_size"] = 1
+    credentials = settings.broker.security.faust_credentials()
+    if credentials is not None:
+        opts["broker_credentials"] = credentials
     return opts
 
 

@@ -9,7 +9,7 @@ from streams.settings import BrokerURL, Settings
 
 def producer_config(broker: BrokerURL) -> dict[str, Any]:
     """Producer settings; against the embedded broker one record per batch (its end-offset defect)."""
-    cfg: dict[str, Any] = {"bootstrap_servers": broker.bootstrap, "acks": "all", "linger_ms": 5}
+    cfg: dict[str, Any] = {**broker.client_options(), "acks": "all", "linger_ms": 5}
     if broker.embedded:
         cfg.update(max_batch_size=1, linger_ms=0)
     return cfg
@@ -19,7 +19,7 @@ def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
     """Consumer settings for a stage that commits offsets itself, after its output is acknowledged."""
     session_ms = int(settings.session_timeout_seconds * 1000)
     return {
-        "bootstrap_servers": settings.broker.bootstrap,
+        **settings.broker.client_options(),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.alerting import AlertPolicy
+from streams.security import KafkaSecurity
 from streams.topics import Topics
 
 _POLICY = AlertPolicy()  # the alert defaults live in streams.alerting; settings only expose them
@@ -40,6 +41,7 @@ class BrokerURL:
 
     scheme: str
     hosts: tuple[str, ...]
+    security: KafkaSecurity = field(default_factory=KafkaSecurity, compare=False)
 
     @classmethod
     def parse(cls, url: str) -> BrokerURL:
@@ -55,7 +57,9 @@ class BrokerURL:
                 raise ValueError(f"broker URL {url!r}: {h!r} is not host:port")
         if not hosts:
             raise ValueError(f"broker URL {url!r} names no host:port")
-        return cls(scheme, hosts)
+        # SASL/TLS come from the environment only (secrets never on a command line); the embedded
+        # broker is plaintext on loopback
+        return cls(scheme, hosts, KafkaSecurity() if scheme == "tansu" else KafkaSecurity.from_env())
 
     @property
     def embedded(self) -> bool:
@@ -65,6 +69,10 @@ class BrokerURL:
     def bootstrap(self) -> str:
         """Comma-separated host:port list for aiokafka."""
         return ",".join(self.hosts)
+
+    def client_options(self) -> dict[str, Any]:
+        """aiokafka keyword arguments: bootstrap servers plus SASL/TLS settings."""
+        return {"bootstrap_servers": self.bootstrap, **self.security.aiokafka_options()}
 
     @property
     def faust(self) -> str:
