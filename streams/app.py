@@ -92,6 +92,11 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     alert_cache: dict[str, AlertState] = {}
     last_seen: dict[str, float] = {}
     resumed: list[float] = []
+    live_keys: set[str] = set()  # keys with open windows on this worker (bounded by max_live_keys)
+
+    def remember(key: str, kw: KeyWindows) -> None:
+        state[key] = kw.to_dict()
+        (live_keys.add if kw.open else live_keys.discard)(key)
 
     async def dead(event: faust.EventT, stage: str, reason: str) -> None:
         m = event.message
@@ -113,6 +118,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             raw = ev.value or b""
             if not resumed:
                 resumed.append(time.monotonic())
+                live_keys.update(k for k, v in state.items() if v and v.get("open"))
             if raw.startswith(b'{"' + TICK_KEY.encode()):
                 await close_idle(ev.message.partition)
                 continue
@@ -125,6 +131,11 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                 await dead(ev, "windows", f"category {rec.category!r} is not in taxonomy {list(cfg.categories)}")
                 continue
             key = rec.monitor_key
+            if key not in live_keys and len(live_keys) >= settings.max_live_keys:
+                await dead(ev, "windows", f"live key limit max_live_keys={settings.max_live_keys} reached; key "
+                                          f"{key[:80]!r} refused (raise VALUEDRIFT_MAX_LIVE_KEYS or shorten "
+                                          f"--idle-close)")
+                continue
             kw = KeyWindows.from_dict(state.get(key))
             source = None if rec.source_offset is None else (rec.source_partition or 0, rec.source_offset)
             probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
@@ -138,7 +149,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                 log.info("late event %s for %s window %s", rec.id, key, res.window_start)
                 lr = LateEvent(record=rec, window_start=res.window_start, closed_until=res.closed_until)
                 await late.send(key=key.encode(), value=lr.to_bytes())
-            state[key] = kw.to_dict()
+            remember(key, kw)
 
     async def close_idle(partition: int) -> None:
         if settings.idle_close_seconds <= 0:
@@ -151,7 +162,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                 continue
             kw = KeyWindows.from_dict(value)
             await emit(kw.close_all(cfg, key, "idle"))
-            state[key] = kw.to_dict()
+            remember(key, kw)
 
     if settings.idle_close_seconds > 0:
         @app.timer(interval=max(0.5, min(settings.idle_close_seconds / 2, 30.0)))

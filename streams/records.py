@@ -18,12 +18,13 @@ event_time: Field required; response: Field required
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -128,6 +129,66 @@ class ResponseEvent(_Timed):
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
+class ChatMessage(BaseModel):
+    """One turn of a conversation, in the OpenAI chat-completions shape."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ProbeRequest(Record):
+    """A request to the sampler: k sampled responses to one prompt (or conversation) at one step.
+
+    Exactly one of ``prompt`` and ``messages`` is given; a conversation ends with a user turn.
+    ``temperature`` 0 means greedy decoding. With a ``seed`` the samples are reproducible (see the
+    sampler's README section for what is guaranteed); without one the sampler picks a seed and reports
+    it in each response's metadata.
+
+    >>> r = ProbeRequest.parse_bytes(b'{"id": "q1", "monitor_key": "m", "step": 0, "prompt": "Hi", "k": 3}')
+    >>> r.k, r.temperature, r.conversation()
+    (3, 0.7, [{'role': 'user', 'content': 'Hi'}])
+    >>> try:
+    ...     ProbeRequest.parse_bytes(b'{"id": "q1", "monitor_key": "m", "step": 0}')
+    ... except RecordError as err:
+    ...     print(err)
+    record: Value error, give exactly one of prompt and messages
+    """
+
+    topic_role: ClassVar[str] = "prompts"
+
+    id: str = Field(min_length=1, max_length=480, description="unique id of the request")
+    monitor_key: str = Field(min_length=1, max_length=256, description="monitor key of the responses")
+    step: int = Field(ge=0, description="probe step (time index of the monitored process)")
+    prompt: str | None = Field(default=None, description="a single user prompt")
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1,
+                                               description="a conversation ending with a user turn")
+    k: int = Field(default=1, ge=1, le=1000, description="number of samples")
+    temperature: float = Field(default=0.7, ge=0.0, le=10.0, description="sampling temperature (0 = greedy)")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_new_tokens: int = Field(default=256, ge=1, le=4096)
+    seed: int | None = Field(default=None, ge=0, lt=2**63, description="makes the samples reproducible")
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ProbeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of prompt and messages")
+        if self.messages is not None and self.messages[-1].role != "user":
+            raise ValueError("messages must end with a user turn")
+        return self
+
+    def conversation(self) -> list[dict[str, str]]:
+        """The request as chat messages (a bare prompt is one user turn)."""
+        if self.messages is None:
+            return [{"role": "user", "content": self.prompt or ""}]
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def last_user_turn(self) -> str:
+        return self.conversation()[-1]["content"]
+
+
 class ClassifiedResponse(_Timed):
     """A response event with its behavioural category and class probabilities."""
 
@@ -186,11 +247,23 @@ class Alert(Record):
 
 
 class DeadLetter(Record):
-    """A message that could not be processed, kept whole (base64) with the reason."""
+    """A message that could not be processed, with the reason and where it came from.
+
+    The payload is kept whole (base64) up to ``KEEP_BYTES``; a larger one keeps its first ``KEEP_BYTES``
+    with its size and SHA-256, and the source topic, partition and offset locate the original.
+
+    >>> d = DeadLetter.of(b"x" * 600_000, "t", 0, 7, "classify", "too big")
+    >>> d.truncated, d.payload_bytes, len(base64.b64decode(d.payload_b64)) == DeadLetter.KEEP_BYTES
+    (True, 600000, True)
+    """
 
     topic_role: ClassVar[str] = "deadletter"
+    KEEP_BYTES: ClassVar[int] = 256 * 1024
 
     payload_b64: str
+    payload_bytes: int = Field(description="size of the original message value")
+    payload_sha256: str = Field(description="SHA-256 (hex) of the original message value")
+    truncated: bool = Field(description="true when payload_b64 holds only the first KEEP_BYTES bytes")
     topic: str
     partition: int
     offset: int
@@ -199,8 +272,12 @@ class DeadLetter(Record):
 
     @classmethod
     def of(cls, raw: bytes | None, topic: str, partition: int, offset: int, stage: str, reason: str) -> DeadLetter:
+        raw = raw or b""
         return cls(
-            payload_b64=base64.b64encode(raw or b"").decode(),
+            payload_b64=base64.b64encode(raw[: cls.KEEP_BYTES]).decode(),
+            payload_bytes=len(raw),
+            payload_sha256=hashlib.sha256(raw).hexdigest(),
+            truncated=len(raw) > cls.KEEP_BYTES,
             topic=topic,
             partition=partition,
             offset=offset,
@@ -220,6 +297,7 @@ class LateEvent(Record):
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (
+    ProbeRequest,
     ResponseEvent,
     ClassifiedResponse,
     WindowStatistic,

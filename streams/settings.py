@@ -129,6 +129,7 @@ class Settings:
     batch_size: int = 64
     batch_within_seconds: float = 0.2
     max_message_bytes: int = 1_000_000
+    max_live_keys: int = 100_000  # per worker: keys with open windows; events of further keys are dead-lettered
     datadir: Path = field(default_factory=_default_datadir)
     session_timeout_seconds: float = 10.0
     log_level: str = "WARNING"
@@ -140,6 +141,8 @@ class Settings:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.idle_close_seconds < 0:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
+        if self.max_live_keys < 1:
+            raise ValueError(f"max_live_keys must be >= 1, got {self.max_live_keys}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
 
