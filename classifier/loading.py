@@ -1,4 +1,5 @@
-"""Pick a classifier by name: ``default`` (the learned ONNX model), ``rules``, or an exported model directory."""
+"""Pick a classifier by name: ``default`` (the learned ONNX model), ``rules``, ``null`` (free, for benchmarks),
+or an exported model directory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from classifier.base import Classifier
 from classifier.rules import RuleClassifier
 
-CHOICES = ("default", "rules", "<exported model directory>")
+CHOICES = ("default", "rules", "null", "<exported model directory>")
 
 
 def load_classifier(spec: str, precision: str = "int8") -> Classifier:
@@ -18,6 +19,10 @@ def load_classifier(spec: str, precision: str = "int8") -> Classifier:
     """
     if spec == "rules":
         return RuleClassifier()
+    if spec == "null":
+        from classifier.null import NullClassifier
+
+        return NullClassifier()
     from classifier.onnx_model import OnnxClassifier
 
     if spec == "default":
