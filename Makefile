@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow lint schemas clean gpu-venv
+.PHONY: demo test test-fast test-slow lint schemas clean gpu-venv bench soak
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ test-fast: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# On demand, not in `make test`: benchmarks print ratios against baselines measured in the same run.
+bench: $(STAMP)
+	$(VENV)/bin/valuedrift bench detectors
+	$(VENV)/bin/valuedrift bench replay
+	$(VENV)/bin/valuedrift bench stream
+	$(VENV)/bin/valuedrift classifier bench
+
+soak: $(STAMP)
+	$(VENV)/bin/valuedrift soak --minutes 10
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
