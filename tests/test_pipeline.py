@@ -135,3 +135,22 @@ def test_restart_mid_stream_gives_the_same_windows(settings, tmp_path, how):
     if how == "graceful":
         assert len(live) == len(distinct), "a window was emitted twice after a graceful restart"
     assert comparable(distinct.values()) == comparable(expected.windows)
+
+
+def test_late_events_reach_the_late_topic_and_on_time_ones_count(settings, tmp_path):
+    from streams.records import LateEvent
+
+    settings = settings.replace(lateness_seconds=30.0, partitions=1)
+    asyncio.run(ensure_topics(settings))
+    # a's window 0 closes once a's watermark passes 60 + 30 s; the event at 20 s then is late,
+    # while the one at 50 s arriving after an event at 70 s is within the lateness and counts
+    events = [ev(0, "a", 10, "g1"), ev(1, "a", 70, "g3"), ev(2, "a", 50, "g3"), ev(3, "a", 100, "g1"),
+              ev(4, "a", 20, "g5"), ev(5, "a", 130, "g1")]
+    with WorkerProcess(settings, tmp_path / "worker.log"):
+        produce(settings, events)
+        ws = windows_of(settings, expect=3)
+        late = [LateEvent.parse_bytes(r) for r in asyncio.run(
+            read_topic(settings.broker, settings.topics.late, expect=1, timeout=30))]
+    w0 = next(w for w in ws if w.window_start == T0)
+    assert w0.n == 2 and w0.counts["g1"] == 1 and w0.counts["g3"] == 1
+    assert [(x.record.id, x.window_start) for x in late] == [("a-4", T0)]
