@@ -29,8 +29,10 @@ import faust
 from classifier.base import Classifier
 from streams.alerting import AlertState, evaluate
 from streams.classify_stage import ClassifyStage
+from streams.metrics import WorkerMetrics
 from streams.records import ClassifiedResponse, DeadLetter, LateEvent, RecordError, WindowStatistic
 from streams.settings import Settings
+from streams.sinks import AlertSinks
 from streams.windowing import KeyWindows
 
 log = logging.getLogger("valuedrift.worker")
@@ -93,24 +95,38 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     last_seen: dict[str, float] = {}
     resumed: list[float] = []
     live_keys: set[str] = set()  # keys with open windows on this worker (bounded by max_live_keys)
+    metrics = WorkerMetrics()
+    sinks = AlertSinks(settings.sink_specs, on_undelivered=lambda name, why: metrics.sink_failures.labels(
+        sink=name, why=why).inc())
 
     def remember(key: str, kw: KeyWindows) -> None:
         state[key] = kw.to_dict()
         (live_keys.add if kw.open else live_keys.discard)(key)
+        metrics.live_keys.set(len(live_keys))
+
+    if settings.metrics_port:
+        @app.task
+        async def serve_metrics() -> None:
+            metrics.serve(settings.metrics_port, settings.metrics_host)
+            log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+
 
     async def dead(event: faust.EventT, stage: str, reason: str) -> None:
         m = event.message
+        metrics.dead_letters.labels(stage=stage).inc()
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
         rec = DeadLetter.of(event.value, m.topic, m.partition, m.offset, stage, reason)
         await deadletter.send(value=rec.to_bytes())
 
     @app.task
     async def classify() -> None:
-        await ClassifyStage(settings, classifier).run()
+        await ClassifyStage(settings, classifier, metrics).run()
 
     async def emit(stats: list[WindowStatistic]) -> None:
         for st in stats:
             await entropy.send(key=st.monitor_key.encode(), value=st.to_bytes())
+            metrics.windows.inc()
+            metrics.entropy(st.monitor_key, st.entropy)
 
     @app.agent(classified, name="windows")
     async def windows(stream: faust.StreamT) -> None:
@@ -147,6 +163,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             await emit(res.closed)
             if res.late:
                 log.info("late event %s for %s window %s", rec.id, key, res.window_start)
+                metrics.late.inc()
                 lr = LateEvent(record=rec, window_start=res.window_start, closed_until=res.closed_until)
                 await late.send(key=key.encode(), value=lr.to_bytes())
             remember(key, kw)
@@ -190,6 +207,8 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             fired = evaluate(st, policy, ast)
             for a in fired:
                 await alerts.send(key=a.monitor_key.encode(), value=a.to_bytes())
+                metrics.alerts.labels(rule=a.rule, severity=a.severity).inc()
+                sinks.publish(a)
             alert_state[st.monitor_key] = ast.to_dict()
 
     app.valuedrift_settings = settings  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -19,6 +20,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInPro
 
 from classifier.base import Classifier
 from streams.kafka_config import consumer_config, producer_config
+from streams.metrics import WorkerMetrics
 from streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent
 from streams.settings import Settings
 
@@ -41,9 +43,10 @@ def validate(msg: ConsumerRecord, max_bytes: int) -> ResponseEvent | str:
 class ClassifyStage:
     """Consume → validate → classify in a thread → produce → commit, one batch at a time."""
 
-    def __init__(self, settings: Settings, classifier: Classifier) -> None:
+    def __init__(self, settings: Settings, classifier: Classifier, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
         self.classifier = classifier
+        self.metrics = metrics or WorkerMetrics()
         self.topics = settings.topics
         self.consumer = AIOKafkaConsumer(self.topics.responses,
                                          **consumer_config(settings, f"{settings.app_id}-classify"))
@@ -66,6 +69,15 @@ class ClassifyStage:
             await self.producer.stop()
 
     async def process(self, msgs: Sequence[ConsumerRecord]) -> None:
+        m_ = self.metrics
+        m_.events_in.inc(len(msgs))
+        last: dict[int, int] = {}
+        for m in msgs:
+            last[m.partition] = max(last.get(m.partition, -1), m.offset)
+        for part, off in last.items():
+            hw = self.consumer.highwater(TopicPartition(self.topics.responses, part))
+            if hw is not None:
+                m_.lag.labels(partition=str(part)).set(max(hw - off - 1, 0))
         pending = []
         good: list[tuple[ResponseEvent, ConsumerRecord]] = []
         for m in msgs:
@@ -75,12 +87,15 @@ class ClassifyStage:
                 dl = DeadLetter.of(m.value, m.topic, m.partition, m.offset, "classify", result)
                 pending.append(await self.producer.send(self.topics.deadletter, value=dl.to_bytes()))
                 self.dead_letters += 1
+                m_.dead_letters.labels(stage="classify").inc()
             else:
                 good.append((result, m))
         if good:
             loop = asyncio.get_running_loop()
+            t0 = time.perf_counter()
             probs = await loop.run_in_executor(None, self.classifier.predict_proba,
                                                [e.prompt for e, _ in good], [e.response for e, _ in good])
+            m_.batch_seconds.observe(time.perf_counter() - t0)
             codes = self.classifier.taxonomy.codes
             for (ev, m), row in zip(good, probs, strict=True):
                 out = ClassifiedResponse(
@@ -91,6 +106,7 @@ class ClassifyStage:
                 pending.append(await self.producer.send(self.topics.classified, key=ev.monitor_key.encode(),
                                                         value=out.to_bytes()))
             self.classified += len(good)
+            m_.classified.inc(len(good))
         await asyncio.gather(*pending)
         offsets: dict[TopicPartition, int] = {}
         for m in msgs:

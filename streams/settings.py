@@ -129,6 +129,9 @@ class Settings:
     batch_size: int = 64
     batch_within_seconds: float = 0.2
     max_message_bytes: int = 1_000_000
+    metrics_port: int = 0  # Prometheus /metrics on metrics_host:metrics_port; 0 = off
+    metrics_host: str = "127.0.0.1"
+    alert_sinks: str = ""  # besides the alerts topic, comma-separated: stdout, jsonl:PATH, webhook:URL
     max_live_keys: int = 100_000  # per worker: keys with open windows; events of further keys are dead-lettered
     datadir: Path = field(default_factory=_default_datadir)
     session_timeout_seconds: float = 10.0
@@ -141,6 +144,8 @@ class Settings:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.idle_close_seconds < 0:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
+        if not 0 <= self.metrics_port < 65536:
+            raise ValueError(f"metrics_port must be 0 (off) or a TCP port, got {self.metrics_port}")
         if self.max_live_keys < 1:
             raise ValueError(f"max_live_keys must be >= 1, got {self.max_live_keys}")
         if self.max_message_bytes < 1024:
@@ -163,6 +168,16 @@ class Settings:
         from streams.windowing import WindowConfig
 
         return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories)
+
+    @property
+    def sink_specs(self) -> list[str]:
+        """The extra alert sinks, validated (ValueError names a bad one)."""
+        from streams.sinks import parse_sink
+
+        specs = [x.strip() for x in self.alert_sinks.split(",") if x.strip()]
+        for spec in specs:
+            parse_sink(spec)
+        return specs
 
     @property
     def topics(self) -> Topics:
