@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Benchmarks: detectors (false alarms, delays, σ recovery).", no_args_is_help=True)
+app = typer.Typer(help="Benchmarks: detectors (false alarms, delays, σ recovery); replay core throughput.",
+                  no_args_is_help=True)
 
 
 @app.command()
@@ -34,3 +35,51 @@ def detectors(
                    f"{d['missed_drift']:.3f}/{d['missed_jump']:.3f}")
     s = result["sigma"]
     typer.echo(f"σ injected {s['injected']} estimated {s['mean_estimate']} (95% CI coverage {s['ci_coverage']})")
+
+
+@app.command()
+def replay(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    events: Annotated[int, typer.Option(min=1000, max=10_000_000, help="classified records generated in memory")]
+        = 200_000,
+    keys: Annotated[int, typer.Option(min=1, max=10_000, help="monitored keys")] = 8,
+    per_window: Annotated[int, typer.Option(min=1, max=100_000, help="records per key per window")] = 100,
+    repeat: Annotated[int, typer.Option(min=1, max=20, help="runs per measurement (best is kept)")] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Events/s through the replay core (windows + estimators + detectors) vs parsing the same records."""
+    from ops.bench_replay import run_bench
+
+    result = run_bench(n=events, keys=keys, seed=seed, repeat=repeat, per_window=per_window)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{result['events']} classified events, {result['keys']} keys, {result['windows']} windows, "
+               f"{result['alerts']} alerts (best of {result['repeat']})")
+    for name in ("json_loads_eps", "parse_only_eps", "core_eps", "end_to_end_eps"):
+        typer.echo(f"{name:<16} {result[name]:>10,} events/s")
+    typer.echo(f"{'ratio':<16} {result['ratio']:>10} (core / parse-only)")
+
+
+@app.command()
+def stream(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    events: Annotated[int, typer.Option(min=500, max=1_000_000, help="events for the Kafka and null runs")] = 5000,
+    real_events: Annotated[int, typer.Option(min=100, max=100_000, help="events for the default classifier")]
+        = 1200,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Events/s on an embedded broker: raw Kafka copy, the null pipeline, the classifier alone, the pipeline."""
+    from ops.bench_stream import run_bench
+
+    try:
+        result = run_bench(n_null=events, n_real=real_events, seed=seed)
+    except (RuntimeError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for name in ("raw_kafka_eps", "null_pipeline_eps", "classifier_alone_eps", "pipeline_eps"):
+        typer.echo(f"{name:<22} {result[name]:>10,.1f} events/s")
+    typer.echo(f"{'efficiency':<22} {result['efficiency']:>10} (pipeline / classifier alone)")

@@ -3,7 +3,8 @@
 The stream worker and this function share every piece of logic, so on the
 same events (in the same per-key order) they give the same window statistics
 and alerts. Tests use it as the expected result of the live pipeline; the
-audit replay builds on it.
+audit replay (``ops.replay``) builds on it. ``run_classified`` does the same for
+records that are already classified (no inference), as the live window agent does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from classifier.base import Classifier
 from streams.alerting import AlertState, evaluate
-from streams.records import Alert, ResponseEvent, WindowStatistic
+from streams.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
 from streams.settings import Settings
 from streams.windowing import WindowEngine
 
@@ -25,22 +26,46 @@ class OfflineResult:
     late: int
 
 
+class OfflineCore:
+    """Windows and alert rules over classified events held in memory: what both offline runs share.
+
+    ``add`` is what the live window agent does per classified record (without the Kafka bookkeeping);
+    ``finish`` flushes the open windows and evaluates the alert rules, per key in window order.
+    """
+
+    def __init__(self, settings: Settings, codes: tuple[str, ...]) -> None:
+        self.codes = codes
+        self.engine = WindowEngine(settings.window_config(codes))
+        self.policy = settings.alert_policy()
+        self.windows: list[WindowStatistic] = []
+        self.late = 0
+
+    def add(self, key: str, event_time: float, category: str, probs: list[float] | None) -> None:
+        res = self.engine.add(key, event_time, category, probs)
+        if res.closed:
+            self.windows.extend(res.closed)
+        if res.late:
+            self.late += 1
+
+    def finish(self) -> OfflineResult:
+        windows = self.windows + self.engine.flush()
+        states: dict[str, AlertState] = {}
+        alerts = []
+        for w in windows:  # per key, windows are in order; keys are independent
+            alerts.extend(evaluate(w, self.policy, states.setdefault(w.monitor_key, AlertState())))
+        return OfflineResult(windows=windows, alerts=alerts, late=self.late)
+
+
 def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, settings: Settings,
                 batch_size: int = 256) -> OfflineResult:
     """Classify events in batches, window them by event time, flush at the end, and evaluate the rules."""
     codes = classifier.taxonomy.codes
-    engine = WindowEngine(settings.window_config(codes))
-    policy = settings.alert_policy()
-    windows: list[WindowStatistic] = []
-    late = 0
+    core = OfflineCore(settings, codes)
 
     def run(batch: list[ResponseEvent]) -> None:
-        nonlocal late
         probs = classifier.predict_proba([e.prompt for e in batch], [e.response for e in batch])
         for ev, row in zip(batch, probs, strict=True):
-            res = engine.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(p) for p in row])
-            windows.extend(res.closed)
-            late += res.late
+            core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(p) for p in row])
 
     batch: list[ResponseEvent] = []
     for ev in events:
@@ -50,9 +75,16 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
             batch = []
     if batch:
         run(batch)
-    windows.extend(engine.flush())
-    states: dict[str, AlertState] = {}
-    alerts = []
-    for w in windows:  # per key, windows are in order; keys are independent
-        alerts.extend(evaluate(w, policy, states.setdefault(w.monitor_key, AlertState())))
-    return OfflineResult(windows=windows, alerts=alerts, late=late)
+    return core.finish()
+
+
+def run_classified(records: Iterable[ClassifiedResponse], settings: Settings,
+                   codes: tuple[str, ...]) -> OfflineResult:
+    """Window already-classified records (no inference) as the live window agent does: by their
+    ``category``, with their ``probs`` in ``codes`` order. A record whose category is not in ``codes``
+    raises ValueError (the live agent dead-letters it; check first)."""
+    core = OfflineCore(settings, codes)
+    for rec in records:
+        p = rec.probs
+        core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes])
+    return core.finish()

@@ -45,14 +45,20 @@ class Estimate:
         return {**asdict(self), "ci_low": self.ci[0], "ci_high": self.ci[1], "p_value": self.p_value}
 
 
-def slope_estimate(values: Sequence[float], ses: Sequence[float] | None = None) -> Estimate:
+def slope_estimate(values: Sequence[float], ses: Sequence[float] | None = None,
+                   steps: Sequence[float] | None = None) -> Estimate:
     """OLS slope of S per step. The SE is the larger of the residual-based SE and the one implied by the
-    windows' own sampling SEs (so a short, smooth series does not claim more precision than sampling allows)."""
+    windows' own sampling SEs (so a short, smooth series does not claim more precision than sampling allows).
+
+    ``steps`` gives each value's position (e.g. window index with gaps where a key had no events);
+    the default is 0, 1, 2, ..."""
     y = np.asarray(values, dtype=float)
     t = len(y)
     if t < 3:
         raise ValueError(f"a slope needs at least 3 windows, got {t}")
-    x = np.arange(t, dtype=float)
+    x = np.arange(t, dtype=float) if steps is None else np.asarray(steps, dtype=float)
+    if len(x) != t:
+        raise ValueError(f"steps has {len(x)} positions for {t} values")
     xc = x - x.mean()
     sxx = float((xc**2).sum())
     slope = float((xc * (y - y.mean())).sum() / sxx)

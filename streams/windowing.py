@@ -49,14 +49,17 @@ class WindowConfig:
             raise ValueError(f"window size must be > 0 seconds, got {self.size!r}")
         if not self.lateness >= 0:
             raise ValueError(f"allowed lateness must be >= 0 seconds, got {self.lateness!r}")
+        # computed once: they are read for every event (not fields, so equality and repr are unchanged)
+        object.__setattr__(self, "_size_ms", int(round(self.size * 1000)))
+        object.__setattr__(self, "_lateness_ms", int(round(self.lateness * 1000)))
 
     @property
     def size_ms(self) -> int:
-        return int(round(self.size * 1000))
+        return self._size_ms  # type: ignore[attr-defined,no-any-return]
 
     @property
     def lateness_ms(self) -> int:
-        return int(round(self.lateness * 1000))
+        return self._lateness_ms  # type: ignore[attr-defined,no-any-return]
 
 
 @dataclass
@@ -131,25 +134,29 @@ class KeyWindows:
                 return AddResult(duplicate=True)
             self.offsets[source[0]] = source[1]
         k = len(cfg.categories)
+        size = cfg.size_ms
         t_ms = int(round(event_time * 1000))
-        start = (t_ms // cfg.size_ms) * cfg.size_ms
-        if start + cfg.size_ms <= self.closed_until_ms:
+        start = (t_ms // size) * size
+        if start + size <= self.closed_until_ms:
             self.late += 1
             return AddResult(late=True, window_start=start / 1000, closed_until=self.closed_until_ms / 1000)
         acc = self.open.get(start)
         if acc is None:
             acc = self.open[start] = [0.0] * (1 + 2 * k)
         acc[0] += 1
-        acc[1 + cfg.categories.index(category)] += 1
+        ci = cfg.categories.index(category)
+        acc[1 + ci] += 1
         if probs is None:
-            acc[1 + k + cfg.categories.index(category)] += 1.0
+            acc[1 + k + ci] += 1.0
         else:
-            for i, p in enumerate(probs):
-                acc[1 + k + i] += p
+            j = 1 + k
+            for p in probs:
+                acc[j] += p
+                j += 1
         if self.max_event_ms is None or t_ms > self.max_event_ms:
             self.max_event_ms = t_ms
             watermark = t_ms - cfg.lateness_ms
-            boundary = (watermark // cfg.size_ms) * cfg.size_ms
+            boundary = (watermark // size) * size
             if boundary > self.closed_until_ms:
                 return AddResult(closed=self._close(cfg, key, boundary, "watermark"), window_start=start / 1000)
         return AddResult(window_start=start / 1000)

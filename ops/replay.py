@@ -1,0 +1,545 @@
+"""Audit replay: read logged events (files or a Kafka topic), run the offline pipeline, write reproducible JSON.
+
+The pipeline is ``streams.offline`` — the same classifier, event-time windows, estimators and alert
+rules as the stream worker — so a replay needs no broker. Events are replayed in event-time order
+(a stable sort; ``order="input"`` keeps the file order, which reproduces a live run's late events).
+
+The JSON result is canonical: sorted keys, floats rounded to 12 significant digits, no wall-clock
+times and no absolute paths, so the same input and settings give byte-identical output on every run.
+
+Reading a topic starts at the beginning of every partition and filters by event time: the embedded
+broker's ``offsets_for_times`` (ListOffsets by timestamp) is wrong, and event time is what windows
+use anyway; the read stops when no message arrived for ``idle`` seconds (the embedded broker's end
+offsets are not reliable either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from classifier.taxonomy import TAXONOMIES
+from streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt
+from streams.offline import OfflineResult, run_classified, run_offline
+from streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
+from streams.records import ClassifiedResponse, ResponseEvent, format_time
+from streams.settings import Settings
+
+RESULT_SCHEMA = "valuedrift.replay/1"
+INPUT_FORMATS = ("auto", "own", "openai", "transcript", "mapped", "classified")
+MAX_BAD_EXAMPLES = 10
+# Settings that describe where a worker runs, not what it computes: left out of the config hash.
+_INFRA = {"broker", "app_id", "topic_prefix", "input_topic", "partitions", "datadir", "session_timeout_seconds",
+          "log_level", "batch_within_seconds", "max_message_bytes", "idle_close_seconds", "batch_size",
+          "classifier"}  # the classifier is in the replay options (none for already-classified input)
+
+
+class ReplayError(ValueError):
+    """Bad replay input or options; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to read and replay the input."""
+
+    format: str = "auto"
+    fields: FieldMap = FieldMap()
+    default_key: str | None = None
+    start_time: float | None = None  # assign start + record number × step to records without an event time
+    time_step: float = 1.0
+    time_from: float | None = None  # keep events with time_from <= event time < time_to
+    time_to: float | None = None
+    order: str = "time"  # or "input"
+    reference: str | None = None
+    classifier: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.format not in INPUT_FORMATS:
+            raise ReplayError(f"unknown --format {self.format!r}; use {', '.join(INPUT_FORMATS)}")
+        if self.order not in ("time", "input"):
+            raise ReplayError(f"--order must be time or input, got {self.order!r}")
+        if not (self.time_step > 0 and math.isfinite(self.time_step)):
+            raise ReplayError(f"--time-step must be > 0 seconds, got {self.time_step!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "map": self.fields.as_dict(), "default_key": self.default_key,
+                "start_time": self.start_time, "time_step": self.time_step if self.start_time is not None else None,
+                "from": self.time_from, "to": self.time_to, "order": self.order, "reference": self.reference,
+                "classifier": self.classifier}
+
+
+@dataclass
+class SourceSummary:
+    """One input file (or topic): its identity and how many of its records were usable."""
+
+    name: str
+    sha256: str = ""
+    records: int = 0
+    bad: int = 0
+    events: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ReplayInput:
+    """Events read from the sources, ready to replay: either response events or classified records."""
+
+    format: str
+    sources: list[SourceSummary] = field(default_factory=list)
+    events: list[ResponseEvent] = field(default_factory=list)
+    classified: list[ClassifiedResponse] = field(default_factory=list)
+    bad_examples: list[str] = field(default_factory=list)
+    outside_range: int = 0
+    kafka: dict[str, Any] | None = None
+
+    @property
+    def n_events(self) -> int:
+        return len(self.classified) if self.format == "classified" else len(self.events)
+
+    @property
+    def n_bad(self) -> int:
+        return sum(s.bad for s in self.sources)
+
+    def bad(self, source: SourceSummary, where: str, reason: str) -> None:
+        source.bad += 1
+        if len(self.bad_examples) < MAX_BAD_EXAMPLES:
+            self.bad_examples.append(f"{where}: {reason}"[:300])
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _kind(path: Path) -> tuple[str, bool]:
+    """Return (jsonl | csv | parquet, gzipped)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    last = suffixes[-2] if gz and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    if last in (".jsonl", ".json", ".ndjson"):
+        return "jsonl", gz
+    if last == ".csv":
+        return "csv", gz
+    if last in (".parquet", ".pq") and not gz:
+        return "parquet", False
+    raise ReplayError(f"input {path}: unknown file type; use .jsonl, .csv or .parquet (.jsonl and .csv may be .gz)")
+
+
+Decoded = tuple[int, Any, str | None]  # (line or row number, decoded record, error reason)
+
+
+def _lines(path: Path, gz: bool) -> io.TextIOBase:
+    if gz:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return path.open("r", encoding="utf-8", errors="replace", newline="")
+
+
+def read_records(path: Path) -> Iterator[Decoded]:
+    """Yield (line, record, None) or (line, None, reason) for every record of a JSONL, CSV or Parquet file."""
+    kind, gz = _kind(path)
+    if kind == "parquet":
+        yield from _parquet(path)
+        return
+    try:
+        with _lines(path, gz) as fh:
+            if kind == "csv":
+                reader = csv.DictReader(fh)
+                for row in reader:
+                    if None in row:
+                        yield reader.line_num, None, "more values than header columns"
+                        continue
+                    yield reader.line_num, row, None
+                return
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, json.loads(line), None
+                except (ValueError, RecursionError) as err:
+                    yield n, None, f"invalid JSON: {err}"
+    except (OSError, EOFError, csv.Error) as err:
+        raise ReplayError(f"input {path}: cannot read: {err}") from None
+
+
+def _parquet(path: Path) -> Iterator[Decoded]:
+    try:
+        import pyarrow.parquet as pq  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise ReplayError(f"input {path}: reading Parquet needs pyarrow, which is not installed "
+                          f"(pip install 'valuedrift[parquet]'), or convert it to JSONL") from None
+    try:
+        pf = pq.ParquetFile(path)
+        n = 0
+        for batch in pf.iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row, None
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many types; one line names the file
+        raise ReplayError(f"input {path}: cannot read Parquet: {err}") from None
+
+
+def _detect(obj: Any) -> str:
+    return "classified" if isinstance(obj, dict) and "category" in obj and "probs" in obj else "own"
+
+
+class _Reader:
+    """Turns decoded records into events with the chosen format; counts bad records per source."""
+
+    def __init__(self, opts: ReplayOptions) -> None:
+        self.opts = opts
+        self.result = ReplayInput(format=opts.format)
+        self.index = 0  # records seen over all sources, good or bad: the record number for assigned times
+        self.adapter: AdapterConfig | None = None
+
+    def _config(self) -> AdapterConfig:
+        if self.adapter is None:
+            fmt = self.result.format
+            try:
+                self.adapter = AdapterConfig(fmt, self.opts.fields, self.opts.default_key, None)
+            except AdapterError as err:
+                raise ReplayError(str(err)) from None
+        return self.adapter
+
+    def feed(self, source: SourceSummary, where: str, obj: Any, error: str | None, fallback_id: str) -> None:
+        index = self.index
+        self.index += 1
+        source.records += 1
+        if error is not None:
+            self.result.bad(source, where, error)
+            return
+        if self.result.format == "auto":
+            self.result.format = _detect(obj)
+        if self.result.format == "classified":
+            self._classified(source, where, obj)
+            return
+        cfg = self._config()
+        if self.opts.start_time is not None:
+            cfg = dataclasses.replace(cfg, default_time=self.opts.start_time + index * self.opts.time_step)
+        try:
+            events = adapt(obj, cfg, fallback_id)
+        except AdapterError as err:
+            self.result.bad(source, where, str(err))
+            return
+        kept = [e for e in events if self._in_range(e.event_time)]
+        source.events += len(kept)
+        self.result.events.extend(kept)
+
+    def _classified(self, source: SourceSummary, where: str, obj: Any) -> None:
+        if not isinstance(obj, dict):
+            self.result.bad(source, where, "record: expected a JSON object")
+            return
+        try:
+            rec = ClassifiedResponse.model_validate(obj)
+        except (ValidationError, ValueError) as err:
+            msg = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in err.errors()[:3]) \
+                if isinstance(err, ValidationError) else str(err)
+            self.result.bad(source, where, f"invalid classified record: {msg}")
+            return
+        if self._in_range(rec.event_time):
+            source.events += 1
+            self.result.classified.append(rec)
+
+    def _in_range(self, t: float) -> bool:
+        o = self.opts
+        if (o.time_from is not None and t < o.time_from) or (o.time_to is not None and t >= o.time_to):
+            self.result.outside_range += 1
+            return False
+        return True
+
+
+def read_files(paths: Iterable[Path], opts: ReplayOptions) -> ReplayInput:
+    """Read every file in order; a bad record is counted (with the first reasons kept), never fatal."""
+    reader = _Reader(opts)
+    for path in paths:
+        if not path.is_file():
+            raise ReplayError(f"input {path}: no such file")
+        source = SourceSummary(name=str(path), sha256=_sha256(path))
+        reader.result.sources.append(source)
+        for n, obj, err in read_records(path):
+            reader.feed(source, f"{path.name}:{n}", obj, err, f"{path.name}:{n}")
+    return reader.result
+
+
+async def _read_topic(bootstrap: str, topic: str, idle: float, timeout: float) -> list[tuple[int, int, bytes]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                group_id=None)
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that failed to start still holds its client
+        raise
+    try:
+        parts = None
+        for _ in range(50):
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                break
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public API for this
+            await asyncio.sleep(0.1)
+        if not parts:
+            raise ReplayError(f"topic {topic!r} does not exist on the broker")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[tuple[int, int, bytes]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last = loop.time()
+        while loop.time() < deadline and loop.time() - last <= idle:
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                for m in msgs:
+                    out.append((m.partition, m.offset, m.value or b""))
+                    last = loop.time()
+        return out
+    finally:
+        await consumer.stop()
+
+
+def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, timeout: float = 3600.0) -> ReplayInput:
+    """Read a whole topic from the beginning and keep the events in [from, to) of event time."""
+    from streams.settings import BrokerURL
+
+    url = BrokerURL.parse(broker)
+    msgs = sorted(asyncio.run(_read_topic(url.bootstrap, topic, idle, timeout)))
+    reader = _Reader(opts)
+    source = SourceSummary(name=f"kafka:{topic}")
+    reader.result.sources.append(source)
+    h = hashlib.sha256()
+    for partition, offset, value in msgs:
+        h.update(len(value).to_bytes(8, "big"))
+        h.update(value)
+        where = f"{topic}[{partition}]@{offset}"
+        try:
+            obj, err = json.loads(value), None
+        except (ValueError, RecursionError) as e:
+            obj, err = None, f"invalid JSON: {e}"
+        reader.feed(source, where, obj, err, f"{topic}:{partition}:{offset}")
+    source.sha256 = h.hexdigest()
+    per_part = Counter(p for p, _, _ in msgs)
+    reader.result.kafka = {"broker": str(url), "topic": topic, "messages": len(msgs),
+                           "partitions": {str(p): n for p, n in sorted(per_part.items())},
+                           "read": "from the beginning of every partition, filtered by event time"}
+    return reader.result
+
+
+# ---------------------------------------------------------------- running
+
+
+def codes_for(records: list[ClassifiedResponse]) -> tuple[str, ...]:
+    """The category codes of already-classified records: a known taxonomy whose codes match, else the first record's."""
+    if not records:
+        return TAXONOMIES["five-class"].codes
+    first = tuple(records[0].probs)
+    for tax in TAXONOMIES.values():
+        if set(first) == set(tax.codes):
+            return tax.codes
+    return first
+
+
+def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
+           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run the offline pipeline over the input and return the result as a JSON-ready dict."""
+    tick = progress or (lambda n: None)
+    classifier_info: dict[str, Any]
+    if inp.format == "classified":
+        recs = inp.classified
+        codes = codes_for(recs)
+        good = []
+        for r in recs:
+            if r.category in codes:
+                good.append(r)
+            elif len(inp.bad_examples) < MAX_BAD_EXAMPLES:  # the live window agent dead-letters these
+                inp.bad_examples.append(f"{r.id}: category {r.category!r} is not in taxonomy {list(codes)}")
+        unknown = len(recs) - len(good)
+        if opts.order == "time":
+            good.sort(key=lambda r: r.event_time)
+        result = run_classified(_counting(good, tick), settings, codes)
+        versions = sorted({r.model_version for r in good})
+        classifier_info = {"spec": "none (already classified input)", "model_version": ",".join(versions) or None,
+                           "taxonomy": list(codes), "evaluation": None}
+        n_events = len(good)
+        ids = Counter(r.id for r in good)
+    else:
+        from classifier.loading import load_classifier
+
+        try:
+            clf = load_classifier(opts.classifier)
+        except (ValueError, FileNotFoundError, RuntimeError) as err:
+            raise ReplayError(str(err)) from None
+        events = list(inp.events)
+        if opts.order == "time":
+            events.sort(key=lambda e: e.event_time)
+        result = run_offline(_counting(events, tick), clf, settings, batch_size=64)
+        meta = getattr(clf, "meta", None) or {}
+        classifier_info = {"spec": opts.classifier, "model_version": clf.version,
+                           "taxonomy": list(clf.taxonomy.codes), "name": meta.get("name"),
+                           "backbone": meta.get("backbone"), "evaluation": meta.get("evaluation")}
+        unknown = 0
+        n_events = len(events)
+        ids = Counter(e.id for e in events)
+    return build_result(inp, settings, opts, result, classifier_info, n_events, unknown,
+                        sum(n - 1 for n in ids.values() if n > 1))
+
+
+def _counting(items: list[Any], tick: Callable[[int], None], every: int = 256) -> Iterator[Any]:
+    for i, item in enumerate(items, start=1):
+        yield item
+        if i % every == 0:
+            tick(every)
+    tick(len(items) % every)
+
+
+def estimate_dict(e: Estimate) -> dict[str, float]:
+    return {"value": e.value, "se": e.se, "ci_low": e.ci[0], "ci_high": e.ci[1], "p_value": e.p_value, "n": e.n}
+
+
+def key_rates(result: OfflineResult, window_seconds: float, reference: str | None) -> dict[str, Any]:
+    """dS/dt per key (OLS over its windows, by window position, so gaps count), with γ_eff and
+    suppression against a reference key when one is given."""
+    by_key: dict[str, list] = {}
+    for w in result.windows:
+        by_key.setdefault(w.monitor_key, []).append(w)
+    slopes: dict[str, Estimate] = {}
+    out: dict[str, Any] = {}
+    for key, ws in sorted(by_key.items()):
+        ws.sort(key=lambda w: w.window_start)
+        entry: dict[str, Any] = {"windows": len(ws), "events": sum(w.n for w in ws),
+                                 "mean_entropy": sum(w.entropy for w in ws) / len(ws)}
+        steps = [round((w.window_start - ws[0].window_start) / window_seconds) for w in ws]
+        if len(ws) >= 3:
+            est = slope_estimate([w.entropy for w in ws], [w.entropy_se for w in ws], steps)
+            slopes[key] = est
+            per_hour = 3600.0 / window_seconds
+            entry["ds_dt_per_window"] = estimate_dict(est)
+            entry["ds_dt_per_hour"] = estimate_dict(Estimate(est.value * per_hour, est.se * per_hour, est.n))
+            entry["variance"] = variance_shares([w.entropy for w in ws], [w.entropy_se for w in ws])
+        else:
+            entry["ds_dt_per_window"] = None
+            entry["ds_dt_per_hour"] = None
+            entry["variance"] = None
+            entry["note"] = f"{len(ws)} window(s): a slope needs at least 3"
+        out[key] = entry
+    if reference is not None:
+        ref = slopes.get(reference)
+        for key, entry in out.items():
+            if key == reference:
+                entry["reference"] = True
+                continue
+            entry["gamma_eff_per_window"] = entry["suppression_percent"] = None
+            if ref is None or key not in slopes:
+                entry["reference_note"] = (f"reference key {reference!r} has fewer than 3 windows"
+                                           if ref is None else "this key has fewer than 3 windows")
+                continue
+            entry["gamma_eff_per_window"] = estimate_dict(effective_alignment_work(ref, slopes[key]))
+            try:
+                entry["suppression_percent"] = estimate_dict(suppression(slopes[key], ref))
+            except ValueError as err:
+                entry["reference_note"] = str(err)
+    return out
+
+
+def settings_dict(settings: Settings) -> dict[str, Any]:
+    """The settings that decide what a replay computes (not where a worker runs)."""
+    out = {}
+    for f in dataclasses.fields(settings):
+        if f.name in _INFRA:
+            continue
+        v = getattr(settings, f.name)
+        out[f.name] = v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+    return out
+
+
+def build_result(inp: ReplayInput, settings: Settings, opts: ReplayOptions, result: OfflineResult,
+                 classifier_info: dict[str, Any], n_events: int, unknown_category: int,
+                 duplicate_ids: int) -> dict[str, Any]:
+    from importlib import metadata
+
+    try:
+        version = metadata.version("valuedrift")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    windows = sorted(result.windows, key=lambda w: (w.monitor_key, w.window_start))
+    alerts = sorted(result.alerts, key=lambda a: (a.monitor_key, a.window_start))
+    times = [e.event_time for e in inp.events] or [r.event_time for r in inp.classified]
+    replay_opts = opts.as_dict()
+    if inp.format == "classified":
+        replay_opts["classifier"] = None  # no inference: the records carry their categories
+    config = {"settings": settings_dict(settings), "replay": replay_opts, "taxonomy": classifier_info["taxonomy"]}
+    if opts.reference is not None and opts.reference not in {w.monitor_key for w in windows}:
+        raise ReplayError(f"--reference {opts.reference!r} is not a monitor key of the input")
+    config["hash"] = hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+    return {
+        "schema": RESULT_SCHEMA,
+        "input": {
+            "sources": [s.as_dict() for s in inp.sources],
+            "format": inp.format,
+            "n_records": sum(s.records for s in inp.sources),
+            "n_bad_lines": inp.n_bad,
+            "bad_examples": inp.bad_examples,
+            "n_events": n_events,
+            "n_unknown_category": unknown_category,
+            "n_outside_range": inp.outside_range,
+            "n_late": result.late,
+            "n_duplicate_ids": duplicate_ids,
+            "first_event_time": format_time(min(times)) if times else None,
+            "last_event_time": format_time(max(times)) if times else None,
+            "kafka": inp.kafka,
+        },
+        "config": config,
+        "versions": {"valuedrift": version, "classifier": classifier_info["model_version"]},
+        "classifier": classifier_info,
+        "windows": [w.model_dump(mode="json") for w in windows],
+        "alerts": [a.model_dump(mode="json") for a in alerts],
+        "rates": key_rates(result, settings.window_seconds, opts.reference),
+    }
+
+
+# ---------------------------------------------------------------- canonical JSON
+
+
+def _canon(obj: Any) -> Any:
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        x = float(f"{obj:.12g}")
+        return 0.0 if x == 0 else x
+    if isinstance(obj, dict):
+        return {str(k): _canon(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_canon(v) for v in obj]
+    return str(obj)
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, floats to 12 significant digits, non-finite floats as null, one trailing newline.
+
+    >>> canonical_json({"b": 0.1 + 0.2, "a": [float("nan"), -0.0, 2]})
+    '{\\n "a": [\\n  null,\\n  0.0,\\n  2\\n ],\\n "b": 0.3\\n}\\n'
+    """
+    return json.dumps(_canon(obj), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"

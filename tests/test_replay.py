@@ -1,0 +1,406 @@
+"""Audit replay (``valuedrift replay``): same results as the pipeline, byte-identical JSON, the HTML report."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from classifier.rules import RuleClassifier
+from classifier.training_data import shared_data_dir
+from ops.replay import ReplayOptions, canonical_json, read_files, replay
+from streams.offline import run_offline
+from streams.records import ClassifiedResponse, ResponseEvent, WindowStatistic
+from streams.settings import Settings
+from tests.texts import PAIRS
+
+T0 = 1767225600.0
+SETTINGS = Settings(window_seconds=60.0, lateness_seconds=0.0, classifier="rules")
+ARGS = ["--classifier", "rules", "--window", "60s", "--lateness", "0s"]
+
+
+def scenario(n_windows=8, per_window=20, seed=3, keys=("alpha", "beta")):
+    """alpha is a stable mix; beta turns harmful and off-topic half-way."""
+    rng = random.Random(seed)
+    out = []
+    for w in range(n_windows):
+        for key in keys:
+            for i in range(per_window):
+                code = rng.choice(list(PAIRS)) if key != "beta" or w < n_windows // 2 else rng.choice(["g2", "g5"])
+                prompt, response = PAIRS[code]
+                out.append(ResponseEvent(id=f"{key}-{w}-{i}", monitor_key=key,
+                                         event_time=T0 + w * 60 + (i + 0.5) * 60 / per_window,
+                                         prompt=prompt, response=response))
+    return out
+
+
+def write_jsonl(path: Path, records) -> Path:
+    path.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    return path
+
+
+def cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "ops.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def one_line_error(r, fragment):
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
+
+
+def canon_windows(ws):
+    """Window statistics as the replay JSON holds them (sorted by key and start, fixed float precision)."""
+    ws = sorted(ws, key=lambda w: (w.monitor_key, w.window_start))
+    return json.loads(canonical_json([w.model_dump(mode="json") for w in ws]))
+
+
+def canon(result):
+    return json.loads(canonical_json(result))
+
+
+def windows_in(result):
+    return [WindowStatistic.model_validate(w) for w in result["windows"]]
+
+
+# ---------------------------------------------------------------- same results as the pipeline, reproducibly
+
+
+def test_cli_replay_is_byte_identical_across_runs_and_matches_run_offline(tmp_path):
+    events = scenario()
+    src = write_jsonl(tmp_path / "events.jsonl", events)
+    outs = []
+    for run in (1, 2):
+        env = {**os.environ, "PYTHONHASHSEED": str(run)}  # different hash orders in the two processes
+        r = cli("replay", "-i", src, *ARGS, "--json", tmp_path / f"r{run}.json", "--report", tmp_path / f"r{run}.html",
+                env=env)
+        assert r.returncode == 0, r.stderr
+        outs.append(((tmp_path / f"r{run}.json").read_bytes(), (tmp_path / f"r{run}.html").read_bytes()))
+    assert outs[0] == outs[1]
+    result = json.loads(outs[0][0])
+    assert set(result) == {"schema", "input", "config", "versions", "classifier", "windows", "alerts", "rates"}
+    assert result["input"]["n_events"] == len(events) and result["input"]["n_bad_lines"] == 0
+    assert result["input"]["sources"][0]["sha256"] == __import__("hashlib").sha256(src.read_bytes()).hexdigest()
+    assert result["versions"]["classifier"] == "rules-1" and result["versions"]["valuedrift"]
+    assert len(result["config"]["hash"]) == 16 and result["config"]["settings"]["window_seconds"] == 60.0
+    expected = run_offline(events, RuleClassifier(), SETTINGS)
+    assert result["windows"] == canon_windows(expected.windows)
+    assert sorted(a["id"] for a in result["alerts"]) == sorted(a.id for a in expected.alerts)
+    beta = result["rates"]["beta"]["ds_dt_per_window"]  # beta collapses onto two categories: S falls
+    assert beta["value"] < 0 and beta["ci_low"] < beta["value"] < beta["ci_high"] and beta["p_value"] < 0.05
+    assert "replayed 320 events" in r.stdout and "beta: 8 windows" in r.stdout
+
+
+def test_json_is_canonical():
+    result = replay(read_files_from(scenario(n_windows=3)), SETTINGS, ReplayOptions(classifier="rules"))
+    text = canonical_json(result)
+    assert text == canonical_json(json.loads(text))  # floats already at their fixed precision; keys sorted
+
+
+def read_files_from(events, opts=None, tmp=None):
+    import tempfile
+
+    d = Path(tmp or tempfile.mkdtemp())
+    return read_files([write_jsonl(d / "e.jsonl", events)], opts or ReplayOptions(classifier="rules"))
+
+
+def test_classified_input_skips_inference_and_gives_the_same_windows(tmp_path):
+    events = scenario()
+    clf = RuleClassifier()
+    probs = clf.predict_proba([e.prompt for e in events], [e.response for e in events])
+    codes = clf.taxonomy.codes
+    classified = [ClassifiedResponse(id=e.id, monitor_key=e.monitor_key, event_time=e.event_time,
+                                     category=codes[int(p.argmax())],
+                                     probs=dict(zip(codes, map(float, p), strict=True)), model_version=clf.version)
+                  for e, p in zip(events, probs, strict=True)]
+    raw = replay(read_files([write_jsonl(tmp_path / "raw.jsonl", events)], ReplayOptions(classifier="rules")),
+                 SETTINGS, ReplayOptions(classifier="rules"))
+    pre = read_files([write_jsonl(tmp_path / "cls.jsonl", reversed(classified))], ReplayOptions())
+    assert pre.format == "classified" and not pre.events
+    out = replay(pre, SETTINGS, ReplayOptions(classifier="no-such-model"))  # never loaded: no inference
+    assert out["windows"] == raw["windows"] and out["alerts"] == raw["alerts"]
+    assert out["versions"]["classifier"] == "rules-1" and out["config"]["replay"]["classifier"] is None
+
+
+def test_order_time_sorts_and_order_input_reproduces_late_events(tmp_path):
+    events = scenario(n_windows=3, keys=("alpha",))
+    shuffled = events[20:] + events[:20]  # the first window arrives last: late in arrival order
+    src = write_jsonl(tmp_path / "e.jsonl", shuffled)
+    by_time = replay(read_files([src], ReplayOptions(classifier="rules")), SETTINGS, ReplayOptions(classifier="rules"))
+    by_input = replay(read_files([src], ReplayOptions(classifier="rules", order="input")), SETTINGS,
+                      ReplayOptions(classifier="rules", order="input"))
+    assert by_time["input"]["n_late"] == 0 and len(by_time["windows"]) == 3
+    assert by_input["input"]["n_late"] == 20 and len(by_input["windows"]) == 2
+    expected = run_offline(shuffled, RuleClassifier(), SETTINGS)
+    assert canon(by_input)["windows"] == canon_windows(expected.windows)
+
+
+# ---------------------------------------------------------------- input formats and bad records
+
+
+def test_csv_gz_jsonl_bad_records_and_time_filters(tmp_path):
+    events = scenario(n_windows=4)
+    with gzip.open(tmp_path / "a.csv.gz", "wt", newline="") as fh:
+        w = csv.DictWriter(fh, ["id", "monitor_key", "event_time", "prompt", "response"])
+        w.writeheader()
+        for e in events[:100]:
+            w.writerow({"id": e.id, "monitor_key": e.monitor_key, "event_time": repr(e.event_time),
+                        "prompt": e.prompt, "response": e.response})
+        w.writerow({"id": "bad", "monitor_key": "alpha", "event_time": "soon", "prompt": "p", "response": "r"})
+    lines = [e.model_dump_json() for e in events[100:]] + ["{not json", '{"id": "x", "monitor_key": "alpha"}']
+    (tmp_path / "b.jsonl").write_text("\n".join(lines) + "\n\n")
+    r = cli("replay", "-i", tmp_path / "a.csv.gz", "-i", tmp_path / "b.jsonl", *ARGS, "--json", tmp_path / "o.json",
+            "--from", "2026-01-01T00:01:00Z", "--to", str(T0 + 180))
+    assert r.returncode == 0, r.stderr
+    warn = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warn) == 1 and warn[0].startswith("warning: skipped 3 bad record(s); first: a.csv.gz:102: event_time")
+    out = json.loads((tmp_path / "o.json").read_text())
+    inp = out["input"]
+    assert [(s["records"], s["bad"]) for s in inp["sources"]] == [(101, 1), (62, 2)]
+    assert inp["n_bad_lines"] == 3 and inp["n_events"] == 80 and inp["n_outside_range"] == 80
+    assert {w["window_start"] for w in out["windows"]} == {T0 + 60, T0 + 120}
+    assert any("invalid JSON" in b for b in inp["bad_examples"])
+    assert any(b.startswith("b.jsonl:62: event_time: Field required") for b in inp["bad_examples"])
+
+
+def test_openai_logs_with_a_field_map_file(tmp_path):
+    lines = []
+    for i, e in enumerate(scenario(n_windows=3)):
+        lines.append(json.dumps({"request": {"messages": [{"role": "user", "content": e.prompt}]},
+                                 "response": {"body": {"id": f"c{i}", "model": "gpt-x", "created": e.event_time,
+                                                       "choices": [{"index": 0, "message": {
+                                                           "role": "assistant", "content": e.response}}]}},
+                                 "meta": {"tenant": e.monitor_key}}))
+    (tmp_path / "chat.jsonl").write_text("\n".join(lines))
+    (tmp_path / "map.toml").write_text('monitor_key = "meta.tenant"\n')
+    r = cli("replay", "-i", tmp_path / "chat.jsonl", "--format", "openai", "--map", tmp_path / "map.toml", *ARGS,
+            "--json", tmp_path / "o.json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert out["input"]["n_events"] == 120 and sorted(out["rates"]) == ["alpha", "beta"]
+    assert out["config"]["replay"]["map"] == {"monitor_key": "meta.tenant"}
+
+
+def test_transcripts_with_assigned_times(tmp_path):
+    rows = [{"chosen": f"\n\nHuman: {PAIRS['g1'][0]}\n\nAssistant: {PAIRS['g1'][1]}\n\nHuman: {PAIRS['g2'][0]}"
+                       f"\n\nAssistant: {PAIRS['g2'][1]}"} for _ in range(90)]
+    (tmp_path / "t.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    inp = read_files([tmp_path / "t.jsonl"], ReplayOptions(format="transcript", fields=_map("transcript=chosen"),
+                                                           default_key="hh", start_time=T0, time_step=2.0))
+    assert len(inp.events) == 180 and inp.events[0].id == "t.jsonl:1#1" and inp.events[1].id == "t.jsonl:1#2"
+    assert inp.events[-1].event_time == T0 + 89 * 2.0
+    out = replay(inp, SETTINGS, ReplayOptions(classifier="rules"))
+    assert [w["n"] for w in out["windows"]] == [60, 60, 60]
+    assert out["windows"][0]["counts"]["g1"] == 30 and out["windows"][0]["counts"]["g2"] == 30
+
+
+def _map(text):
+    from streams.adapters import parse_map
+
+    return parse_map(text)
+
+
+def test_hh_rlhf_replays_as_a_chat_log(tmp_path):
+    path = shared_data_dir() / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+    if not path.exists():
+        pytest.skip(f"hh-rlhf data not found at {path} (set VALUEDRIFT_SHARED_DATA to the shared data folder)")
+    r = cli("replay", "-i", path, "--format", "transcript", "--map", "transcript=chosen", "--key", "hh-chosen",
+            "--start-time", "2026-01-01T00:00:00Z", "--time-step", "1s", *ARGS, "--json", tmp_path / "hh.json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "hh.json").read_text())
+    assert out["input"]["n_records"] == 2312 and out["input"]["n_bad_lines"] == 0
+    assert out["input"]["n_events"] > 2 * 2312 and out["input"]["n_duplicate_ids"] == 0
+    assert len(out["windows"]) == 39 and out["rates"]["hh-chosen"]["ds_dt_per_window"] is not None
+
+
+def test_parquet_input_or_a_one_line_error(tmp_path):
+    events = scenario(n_windows=3)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        (tmp_path / "e.parquet").write_bytes(b"PAR1")
+        one_line_error(cli("replay", "-i", tmp_path / "e.parquet", *ARGS), "reading Parquet needs pyarrow")
+        return
+    pq.write_table(pa.Table.from_pylist([e.model_dump(exclude={"metadata"}) for e in events]), tmp_path / "e.parquet")
+    r = cli("replay", "-i", tmp_path / "e.parquet", *ARGS, "--json", tmp_path / "o.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o.json").read_text())["input"]["n_events"] == len(events)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["-i", "/no/such.jsonl"], "input /no/such.jsonl: no such file"),
+    (["-i", "{src}", "--format", "xml"], "unknown --format 'xml'"),
+    (["-i", "{src}", "--map", "promt=a"], "map: unknown field 'promt'"),
+    (["-i", "{src}", "--map", "/no/map.json"], "map: cannot read /no/map.json"),
+    (["-i", "{src}", "--format", "mapped"], "mapped format needs prompt=PATH"),
+    (["-i", "{src}", "--reference", "gamma"], "--reference 'gamma' is not a monitor key"),
+    (["-i", "{src}", "--start-time", "noon"], "--start-time: 'noon' is not an ISO-8601 time"),
+    (["-i", "{src}", "--order", "random"], "--order must be time or input"),
+    (["-i", "{src}", "--window", "soon"], "'soon' is not a duration"),
+    (["-i", "{src}", "--classifier", "gpt-judge"], "unknown classifier 'gpt-judge'"),
+    (["-i", "{src}", "--from", "2030-01-01T00:00:00Z"], "no usable events in the input"),
+    (["-i", "{txt}"], "unknown file type"),
+    ([], "give --input FILE"),
+    (["--topic", "t"], "--topic needs --broker"),
+    (["--topic", "t", "--broker", "http://x:1"], "scheme must be kafka://"),
+    (["--topic", "t", "--broker", "kafka://127.0.0.1:1"], "cannot read topic 't' from kafka://127.0.0.1:1"),
+])
+def test_bad_replay_arguments_give_one_line(tmp_path, args, fragment):
+    src = write_jsonl(tmp_path / "e.jsonl", scenario(n_windows=1))
+    (tmp_path / "e.txt").write_text("x")
+    args = [a.format(src=src, txt=tmp_path / "e.txt") for a in args]
+    extra = [] if "--classifier" in args else ["--classifier", "rules"]
+    one_line_error(cli("replay", *args, *extra), fragment)
+
+
+# ---------------------------------------------------------------- the report
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[dict] = []
+        self.svgs: list[dict] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "svg":
+            self.svgs.append({"key": a.get("data-key"), "classes": []})
+        elif self.svgs and tag not in ("title",):
+            self.svgs[-1]["classes"].append((tag, a.get("class")))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_has_a_plot_per_key_with_band_line_and_alert_markers(tmp_path):
+    weird = '<script>alert("x")</script>'
+    events = scenario(n_windows=10, keys=("alpha", "beta", weird))
+    inp = read_files([write_jsonl(tmp_path / "e.jsonl", events)], ReplayOptions(classifier="rules"))
+    out = replay(inp, SETTINGS, ReplayOptions(classifier="rules", reference="alpha"))
+    from ops.report import render_report
+
+    page = render_report(out)
+    p = _Collect()
+    p.feed(page)
+    assert sorted(s["key"] for s in p.svgs) == sorted(["alpha", "beta", weird])
+    for svg in p.svgs:
+        assert ("polyline", "s-line") in svg["classes"] and ("path", "ci-band") in svg["classes"]
+        assert ("rect", "share") in svg["classes"] and ("rect", "delta-bar") in svg["classes"]
+    beta = next(s for s in p.svgs if s["key"] == "beta")
+    assert ("g", "alert-marker") in beta["classes"]
+    assert any(a["monitor_key"] == "beta" and a["severity"] != "info" for a in out["alerts"])
+    # self-contained: no scripts, no external references; the hostile key is text, not markup
+    assert not [t for t, a in p.tags if t in ("script", "img", "link", "iframe")]
+    assert not [a for _, a in p.tags if any(k in a for k in ("src", "href"))]
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    rates = [a.get("data-key") for t, a in p.tags if t == "tr" and a.get("data-key")]
+    assert sorted(rates) == sorted(["alpha", "beta", weird])
+    assert "γ_eff per window" in page and "suppression %" in page
+    assert out["rates"]["beta"]["gamma_eff_per_window"] is not None and out["rates"]["alpha"]["reference"]
+    text = "".join(p.text)
+    assert "Config hash" in text and out["config"]["hash"] in text and "rules-1" in text
+
+
+def test_report_in_a_headless_browser(tmp_path):
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                   None)
+    if browser is None:
+        pytest.skip("no chromium binary on this machine: the report is checked by parsing its HTML instead")
+    inp = read_files([write_jsonl(tmp_path / "e.jsonl", scenario())], ReplayOptions(classifier="rules"))
+    from ops.report import render_report
+
+    (tmp_path / "r.html").write_text(render_report(replay(inp, SETTINGS, ReplayOptions(classifier="rules"))))
+    r = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={tmp_path / 's.png'}",
+                        "--window-size=1000,2000", (tmp_path / "r.html").as_uri()], capture_output=True, timeout=120)
+    assert r.returncode == 0 and (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_png_without_matplotlib_says_so(tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("matplotlib is installed here")
+    src = write_jsonl(tmp_path / "e.jsonl", scenario(n_windows=3))
+    r = cli("replay", "-i", src, *ARGS, "--png", tmp_path / "png")
+    assert r.returncode == 0 and "--png skipped: no plotting library (matplotlib)" in r.stderr
+    assert not (tmp_path / "png").exists()
+
+
+def test_default_onnx_classifier_and_its_model_card(tmp_path):
+    from classifier.loading import load_classifier
+
+    try:
+        load_classifier("default")
+    except (RuntimeError, FileNotFoundError) as err:
+        pytest.skip(f"default classifier unavailable: {err}")
+    events = scenario(n_windows=3, per_window=4)
+    inp = read_files([write_jsonl(tmp_path / "e.jsonl", events)], ReplayOptions())
+    out = replay(inp, Settings(window_seconds=60.0, lateness_seconds=0.0), ReplayOptions())
+    assert out["versions"]["classifier"].endswith("-int8") and out["classifier"]["evaluation"]["test_int8"]["n"] > 0
+    assert sum(w["n"] for w in out["windows"]) == len(events)
+    from ops.report import render_report
+
+    page = render_report(out)
+    assert "Model card: measured evaluation" in page and "macro_f1" in page
+
+
+def test_bench_replay_reports_its_numbers():
+    from ops.bench_replay import run_bench
+
+    r = run_bench(n=4000, keys=4, repeat=1, per_window=50)
+    assert r["events"] == 4000 and r["windows"] == 80
+    assert {"parse_only_eps", "core_eps", "ratio", "json_loads_eps", "end_to_end_eps"} <= set(r)
+    assert r["core_eps"] > 0 and r["parse_only_eps"] > 0
+
+
+# ---------------------------------------------------------------- against the live worker (real broker)
+
+
+@pytest.mark.integration
+def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings, tmp_path):
+    import asyncio
+
+    from ops.kafka import ensure_topics
+    from ops.worker_process import WorkerProcess
+    from tests.test_pipeline import alerts_of, produce, windows_of
+
+    asyncio.run(ensure_topics(settings))
+    events = scenario()
+    src = write_jsonl(tmp_path / "e.jsonl", events)
+    r = cli("replay", "-i", src, *ARGS, "--json", tmp_path / "file.json")
+    assert r.returncode == 0, r.stderr
+    from_file = json.loads((tmp_path / "file.json").read_text())
+    with WorkerProcess(settings, tmp_path / "worker.log"):
+        produce(settings, events)
+        live = windows_of(settings, expect=len(from_file["windows"]))
+        live_alerts = alerts_of(settings)
+    def same(ws):  # the worker closes the last windows when its keys go idle, the replay at the end of input
+        return [{k: v for k, v in w.items() if k != "closed_by"} for w in ws]
+
+    assert same(canon_windows(live)) == same(from_file["windows"])
+    assert sorted(a.id for a in live_alerts) == sorted(a["id"] for a in from_file["alerts"])
+    r = cli("replay", "--topic", settings.topics.responses, "--broker", str(settings.broker), "--idle", "2s",
+            "--from", T0, "--to", T0 + 3600, *ARGS, "--json", tmp_path / "topic.json")
+    assert r.returncode == 0, r.stderr
+    from_topic = json.loads((tmp_path / "topic.json").read_text())
+    assert from_topic["windows"] == from_file["windows"] and from_topic["alerts"] == from_file["alerts"]
+    assert from_topic["input"]["kafka"]["messages"] == len(events)
+    assert from_topic["input"]["kafka"]["topic"] == settings.topics.responses
