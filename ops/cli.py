@@ -12,6 +12,9 @@ import typer
 from ops.cli_bench import app as bench_app
 from ops.cli_classifier import app as classifier_app
 from ops.cli_errors import fail
+from ops.cli_replay import replay as replay_command
+from ops.cli_sampler import app as sampler_app
+from ops.cli_sampler import probe as probe_command
 
 app = typer.Typer(
     name="valuedrift",
@@ -24,6 +27,9 @@ app = typer.Typer(
 
 app.add_typer(classifier_app, name="classifier")
 app.add_typer(bench_app, name="bench")
+app.add_typer(sampler_app, name="sampler")
+app.command(name="probe")(probe_command)
+app.command(name="replay")(replay_command)
 
 
 def unreachable(settings: object, err: Exception) -> NoReturn:
@@ -54,6 +60,8 @@ def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; impo
                 overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
         settings = Settings.from_env(**overrides)
         settings.alert_policy()  # validates the rule names and thresholds
+        settings.sink_specs  # noqa: B018 - validates the alert sinks
+        settings.adapter_config()  # validates the input format and field map
         return settings
     except ValueError as err:
         fail(str(err))
@@ -73,6 +81,12 @@ def broker(
     except RuntimeError as err:
         fail(str(err), 1)
     typer.echo(f"embedded broker listening; use --broker {b.url}  (in memory: data is lost on exit; Ctrl-C stops)")
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a service manager's stop must not leave the Tansu child running
     try:
         while b.running:
             time.sleep(0.5)
@@ -107,9 +121,20 @@ def worker(
     keys: Annotated[int | None, typer.Option(
         help="number of monitored keys: z thresholds are Bonferroni-adjusted for them [1]")] = None,
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
+    alert_sink: Annotated[list[str] | None, typer.Option(
+        help="also deliver alerts to: stdout | jsonl:PATH | webhook:URL (repeatable; webhook bodies are signed "
+             "with VALUEDRIFT_WEBHOOK_SECRET)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0 = off) [0]")] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
     input_topic: Annotated[str | None, typer.Option(help="read responses from this existing topic")] = None,
+    input_format: Annotated[str | None, typer.Option(
+        help="format of the input messages: own | openai | transcript | mapped [own]")] = None,
+    input_map: Annotated[str | None, typer.Option(
+        help="field paths, FIELD=PATH,... or a .json/.toml file (id, monitor_key, event_time, prompt, "
+             "response, transcript)")] = None,
+    input_key: Annotated[str | None, typer.Option(help="monitor key for input records that carry none")] = None,
     batch_size: Annotated[int | None, typer.Option(help="classifier batch size [64]")] = None,
     app_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group) [valuedrift]")] = None,
     datadir: Annotated[Path | None, typer.Option(help="worker data directory")] = None,
@@ -125,9 +150,11 @@ def worker(
         epsilon=epsilon, z_threshold=z, trend_z=trend_z, trend_windows=trend_windows, alert_rules=rules,
         alert_signals=signals, alert_combine=combine, alert_clear_windows=clear_windows,
         alert_cooldown_windows=cooldown_windows, alert_keys=keys,
+        alert_sinks=",".join(alert_sink) if alert_sink else None, metrics_port=metrics_port,
         classifier=classifier, partitions=partitions,
         topic_prefix=topic_prefix,
-        input_topic=input_topic, batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
+        input_topic=input_topic, input_format=input_format, input_map=input_map, input_key=input_key,
+        batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
     )
     try:
         clf = load_classifier(settings.classifier)
@@ -251,6 +278,33 @@ def demo(
 
     code = run_demo(windows=windows, per_window=per_window, seed=seed, classifier=classifier, timeout=timeout)
     raise typer.Exit(code)
+
+
+@app.command()
+def soak(
+    minutes: Annotated[float, typer.Option(min=0.5, max=240, help="how long to sustain the input")] = 10.0,
+    load: Annotated[float, typer.Option(min=0.05, max=1.5, help="input rate as a fraction of the classifier's "
+                                                                 "measured capacity")] = 0.8,
+    classifier: Annotated[str, typer.Option(help="default | rules | null")] = "default",
+    every: Annotated[float, typer.Option(min=1, max=600, help="seconds between samples")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict as one JSON object")] = False,
+) -> None:
+    """Sustained input through a real worker on an embedded broker: RSS, lag and windows over time."""
+    import json
+
+    from ops.soak import run_soak
+
+    def show(s: object) -> None:
+        if not as_json:
+            typer.echo(f"t={s.t:7.1f}s rss={s.rss_mib:7.1f} MiB produced={s.produced:7d} "  # type: ignore[attr-defined]
+                       f"classified={s.classified:7d} lag={s.lag:6d} windows={s.windows:6d}")  # type: ignore[attr-defined]
+
+    try:
+        verdict = run_soak(minutes=minutes, load=load, classifier=classifier, every=every, report=show)
+    except (RuntimeError, OSError, ValueError) as err:
+        fail(str(err))
+    typer.echo(json.dumps(verdict) if as_json else "\n".join(f"{k}: {v}" for k, v in verdict.items()))
+    raise typer.Exit(0 if verdict["rss_ok"] and verdict["lag_ok"] else 1)
 
 
 def main() -> None:

@@ -1,1 +1,4 @@
-"""The sampler service (k responses per probe prompt at temperature T) — planned in issue 5, not built yet."""
+"""The sampler: probe requests -> k sampled responses each (transformers, or an OpenAI-compatible server).
+
+See ``sampler.service`` (Kafka I/O), ``sampler.backends`` and the README section "Sampler".
+"""

@@ -28,7 +28,7 @@ import faust
 
 from classifier.base import Classifier
 from streams.alerting import AlertState, evaluate
-from streams.classify_stage import ClassifyStage
+from streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
 from streams.metrics import WorkerMetrics
 from streams.records import ClassifiedResponse, DeadLetter, LateEvent, RecordError, WindowStatistic
 from streams.settings import Settings
@@ -153,7 +153,8 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                                           f"--idle-close)")
                 continue
             kw = KeyWindows.from_dict(state.get(key))
-            source = None if rec.source_offset is None else (rec.source_partition or 0, rec.source_offset)
+            source = None if rec.source_offset is None else (
+                rec.source_partition or 0, rec.source_offset * MAX_EVENTS_PER_MESSAGE + rec.source_index)
             probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
             res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source)
             if res.duplicate:

@@ -14,11 +14,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
 from classifier.base import Classifier
+from streams.adapters import AdapterConfig, AdapterError, adapt_bytes
 from streams.kafka_config import consumer_config, producer_config
 from streams.metrics import WorkerMetrics
 from streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent
@@ -27,17 +29,35 @@ from streams.settings import Settings
 log = logging.getLogger("valuedrift.classify")
 
 
-def validate(msg: ConsumerRecord, max_bytes: int) -> ResponseEvent | str:
-    """Return the parsed response event, or the reason the message is unusable."""
+MAX_EVENTS_PER_MESSAGE = 1024  # events of one input message are told apart by index (dedupe after a crash)
+
+
+def validate(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None = None) -> list[ResponseEvent] | str:
+    """Return the response events of a message, or the reason the message is unusable.
+
+    The project's own record gives one event; other formats (``streams.adapters``) may give several, and
+    take the message's Kafka timestamp as event time when the record has none.
+    """
     raw = msg.value
     if not raw:
         return "empty message"
     if len(raw) > max_bytes:
         return f"message of {len(raw)} bytes exceeds max_message_bytes={max_bytes}"
+    if adapter is None or adapter.format == "own":
+        try:
+            return [ResponseEvent.parse_bytes(raw)]
+        except RecordError as err:
+            return f"invalid response event: {err}"
+    cfg = replace(adapter, default_time=msg.timestamp / 1000 if msg.timestamp and msg.timestamp > 0 else None)
     try:
-        return ResponseEvent.parse_bytes(raw)
-    except RecordError as err:
-        return f"invalid response event: {err}"
+        events = adapt_bytes(raw, cfg, fallback_id=f"{msg.topic}:{msg.partition}:{msg.offset}")
+    except AdapterError as err:
+        return f"invalid {adapter.format} record: {err}"
+    if not events:
+        return f"{adapter.format} record holds no (prompt, response) pair"
+    if len(events) > MAX_EVENTS_PER_MESSAGE:
+        return f"{adapter.format} record holds {len(events)} responses, more than {MAX_EVENTS_PER_MESSAGE}"
+    return events
 
 
 class ClassifyStage:
@@ -47,6 +67,7 @@ class ClassifyStage:
         self.settings = settings
         self.classifier = classifier
         self.metrics = metrics or WorkerMetrics()
+        self.adapter = settings.adapter_config()
         self.topics = settings.topics
         self.consumer = AIOKafkaConsumer(self.topics.responses,
                                          **consumer_config(settings, f"{settings.app_id}-classify"))
@@ -79,9 +100,9 @@ class ClassifyStage:
             if hw is not None:
                 m_.lag.labels(partition=str(part)).set(max(hw - off - 1, 0))
         pending = []
-        good: list[tuple[ResponseEvent, ConsumerRecord]] = []
+        good: list[tuple[ResponseEvent, ConsumerRecord, int]] = []
         for m in msgs:
-            result = validate(m, self.settings.max_message_bytes)
+            result = validate(m, self.settings.max_message_bytes, self.adapter)
             if isinstance(result, str):
                 log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, result)
                 dl = DeadLetter.of(m.value, m.topic, m.partition, m.offset, "classify", result)
@@ -89,19 +110,20 @@ class ClassifyStage:
                 self.dead_letters += 1
                 m_.dead_letters.labels(stage="classify").inc()
             else:
-                good.append((result, m))
+                good.extend((event, m, index) for index, event in enumerate(result))
         if good:
             loop = asyncio.get_running_loop()
             t0 = time.perf_counter()
             probs = await loop.run_in_executor(None, self.classifier.predict_proba,
-                                               [e.prompt for e, _ in good], [e.response for e, _ in good])
+                                               [e.prompt for e, _, _ in good], [e.response for e, _, _ in good])
             m_.batch_seconds.observe(time.perf_counter() - t0)
             codes = self.classifier.taxonomy.codes
-            for (ev, m), row in zip(good, probs, strict=True):
+            for (ev, m, index), row in zip(good, probs, strict=True):
                 out = ClassifiedResponse(
                     id=ev.id, monitor_key=ev.monitor_key, event_time=ev.event_time,
                     category=codes[int(row.argmax())], probs={c: float(p) for c, p in zip(codes, row, strict=True)},
                     model_version=self.classifier.version, source_partition=m.partition, source_offset=m.offset,
+                    source_index=index,
                 )
                 pending.append(await self.producer.send(self.topics.classified, key=ev.monitor_key.encode(),
                                                         value=out.to_bytes()))

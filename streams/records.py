@@ -202,6 +202,8 @@ class ClassifiedResponse(_Timed):
     model_version: str
     source_partition: int | None = Field(default=None, description="partition of the input message")
     source_offset: int | None = Field(default=None, description="offset of the input message")
+    source_index: int = Field(default=0, ge=0, description="position of this event among those of its input "
+                                                            "message (formats with several events per message)")
 
 
 class WindowStatistic(Record):

@@ -111,6 +111,9 @@ class Settings:
     app_id: str = "valuedrift"
     topic_prefix: str = "valuedrift."
     input_topic: str | None = None
+    input_format: str = "own"  # own | openai | transcript | mapped (streams.adapters)
+    input_map: str = ""  # FIELD=PATH,... or a .json/.toml file of them
+    input_key: str | None = None  # monitor key for records that carry none
     partitions: int = 4
     window_seconds: float = 300.0
     lateness_seconds: float = 30.0
@@ -168,6 +171,14 @@ class Settings:
         from streams.windowing import WindowConfig
 
         return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories)
+
+    def adapter_config(self):  # noqa: ANN201 - returns streams.adapters.AdapterConfig
+        """How input messages map onto response events (ValueError names a bad format or map)."""
+        from streams.adapters import AdapterConfig, FieldMap, load_map, parse_map
+
+        text = self.input_map.strip()
+        fields = FieldMap() if not text else load_map(text) if text.endswith((".json", ".toml")) else parse_map(text)
+        return AdapterConfig(format=self.input_format, fields=fields, default_key=self.input_key)
 
     @property
     def sink_specs(self) -> list[str]:

@@ -146,7 +146,7 @@ class Sink:
         if self.task is not None:
             try:
                 await asyncio.wait_for(self.queue.join(), drain_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("alert sink %s: %d alerts undelivered at shutdown", self.name, self.queue.qsize())
             self.task.cancel()
         if self.session is not None:

@@ -16,3 +16,25 @@ def test_starts_answers_and_stops_without_leaking():
 
 def test_a_closed_port_does_not_answer():
     assert not answers_kafka("127.0.0.1", free_port())
+
+
+def test_the_broker_command_stops_its_tansu_child_on_sigterm():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"tansu://127.0.0.1:{port}" in proc.stdout.readline()
+        assert answers_kafka("127.0.0.1", port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) is not None
+        deadline = time.monotonic() + 10
+        while answers_kafka("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not answers_kafka("127.0.0.1", port)
+    finally:
+        proc.kill()

@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-COMMANDS = ["broker", "worker", "topics", "schemas", "demo"]
+COMMANDS = ["broker", "worker", "topics", "schemas", "demo", "simulate", "replay", "probe", "soak", "sampler run",
+            "sampler bench", "classifier train", "classifier evaluate", "bench detectors", "bench replay",
+            "bench stream"]
 
 
 def run(*args, env=None, timeout=60):
@@ -13,7 +15,7 @@ def run(*args, env=None, timeout=60):
                           timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("cmd", [[], *([c] for c in COMMANDS)])
+@pytest.mark.parametrize("cmd", [[], *(c.split() for c in COMMANDS)])
 def test_help(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout

@@ -41,9 +41,11 @@ def test_response_events_parse_or_raise_record_error(raw):
 @given(st.binary(max_size=200), st.sampled_from([ClassifiedResponse, WindowStatistic]))
 def test_other_records_parse_or_raise_record_error(raw, record):
     try:
-        record.parse_bytes(raw)
-    except RecordError:
-        pass
+        parsed = record.parse_bytes(raw)
+    except RecordError as err:
+        assert str(err)
+        return
+    assert record.parse_bytes(parsed.to_bytes()) == parsed
 
 
 @settings(max_examples=100, deadline=None)

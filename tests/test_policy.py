@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from streams.alerting import AlertPolicy, AlertState, evaluate
 from streams.policy import PolicyConfig, PolicyState, step
-from tests.test_alerting import P, T0, windows_from
+from tests.test_alerting import T0, P, windows_from
 
 RULE_SETS = st.lists(st.sets(st.sampled_from(["delta_z", "trend", "page_hinkley", "epsilon"])), max_size=80)
 
