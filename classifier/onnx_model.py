@@ -81,6 +81,10 @@ class OnnxClassifier:
         self.meta = json.loads((self.model_dir / "model.json").read_text())
         self.taxonomy = taxonomy_of(self.meta["taxonomy"])
         self.version = f"{self.meta['version']}-{precision}"
+        # held-out confusion matrix (true x predicted) from the model card, for confusion-corrected entropy
+        evaluation = self.meta.get("evaluation") or {}
+        card = evaluation.get(f"test_{precision}") or evaluation.get("test_int8") or {}
+        self.confusion: list[list[float]] | None = card.get("confusion")
         self.encoder = PairEncoder.from_dir(self.model_dir)
         # Dynamic int8 quantises activations with one scale per tensor, i.e. per batch: batched, a pair's
         # label would depend on its batch mates (measured: 1-2 % of labels flip), breaking deterministic

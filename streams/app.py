@@ -73,7 +73,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     settings.datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(settings.app_id, **faust_settings(settings))
     names = settings.topics
-    cfg = settings.window_config(classifier.taxonomy.codes)
+    cfg = settings.window_config(classifier.taxonomy.codes, getattr(classifier, "confusion", None))
     policy = settings.alert_policy()
 
     def topic(name: str) -> faust.TopicT:

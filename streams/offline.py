@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from classifier.base import Classifier
 from streams.alerting import AlertState, evaluate
@@ -33,9 +34,9 @@ class OfflineCore:
     ``finish`` flushes the open windows and evaluates the alert rules, per key in window order.
     """
 
-    def __init__(self, settings: Settings, codes: tuple[str, ...]) -> None:
+    def __init__(self, settings: Settings, codes: tuple[str, ...], confusion: Any = None) -> None:
         self.codes = codes
-        self.engine = WindowEngine(settings.window_config(codes))
+        self.engine = WindowEngine(settings.window_config(codes, confusion))
         self.policy = settings.alert_policy()
         self.windows: list[WindowStatistic] = []
         self.late = 0
@@ -60,7 +61,7 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
                 batch_size: int = 256) -> OfflineResult:
     """Classify events in batches, window them by event time, flush at the end, and evaluate the rules."""
     codes = classifier.taxonomy.codes
-    core = OfflineCore(settings, codes)
+    core = OfflineCore(settings, codes, getattr(classifier, "confusion", None))
 
     def run(batch: list[ResponseEvent]) -> None:
         probs = classifier.predict_proba([e.prompt for e in batch], [e.response for e in batch])
@@ -79,11 +80,11 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
 
 
 def run_classified(records: Iterable[ClassifiedResponse], settings: Settings,
-                   codes: tuple[str, ...]) -> OfflineResult:
+                   codes: tuple[str, ...], confusion: Any = None) -> OfflineResult:
     """Window already-classified records (no inference) as the live window agent does: by their
     ``category``, with their ``probs`` in ``codes`` order. A record whose category is not in ``codes``
     raises ValueError (the live agent dead-letters it; check first)."""
-    core = OfflineCore(settings, codes)
+    core = OfflineCore(settings, codes, confusion)
     for rec in records:
         p = rec.probs
         core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes])

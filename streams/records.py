@@ -220,6 +220,10 @@ class WindowStatistic(Record):
     entropy: float = Field(description="plug-in entropy S in nats")
     entropy_se: float = Field(description="delta-method standard error of S")
     entropy_mm: float = Field(description="Miller–Madow bias-corrected entropy in nats")
+    entropy_soft: float | None = Field(default=None, description="entropy of the mean class probabilities")
+    entropy_corrected: float | None = Field(
+        default=None, description="entropy of the category mix corrected for the classifier's confusion matrix "
+                                  "(measured on held-out data; absent when the classifier has none)")
     delta_entropy: float | None = Field(description="S minus S of the key's previous window")
     delta_se: float | None
     prev_window_start: float | None

@@ -135,6 +135,7 @@ class Settings:
     metrics_port: int = 0  # Prometheus /metrics on metrics_host:metrics_port; 0 = off
     metrics_host: str = "127.0.0.1"
     alert_sinks: str = ""  # besides the alerts topic, comma-separated: stdout, jsonl:PATH, webhook:URL
+    correct_confusion: bool = True  # add entropy_corrected from the classifier's model card when it has one
     max_live_keys: int = 100_000  # per worker: keys with open windows; events of further keys are dead-lettered
     datadir: Path = field(default_factory=_default_datadir)
     session_timeout_seconds: float = 10.0
@@ -166,11 +167,15 @@ class Settings:
                            clear_windows=self.alert_clear_windows, cooldown_windows=self.alert_cooldown_windows,
                            family_size=self.alert_keys)
 
-    def window_config(self, categories: tuple[str, ...]):  # noqa: ANN201 - returns streams.windowing.WindowConfig
-        """The window configuration these settings describe, for a taxonomy's category codes."""
+    def window_config(self, categories: tuple[str, ...], confusion: Any = None):  # noqa: ANN201 - WindowConfig
+        """The window configuration for a taxonomy's category codes and, unless ``correct_confusion`` is
+        off, the classifier's held-out confusion matrix (for ``entropy_corrected``)."""
         from streams.windowing import WindowConfig
 
-        return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories)
+        matrix = tuple(tuple(float(x) for x in row) for row in confusion) if confusion and self.correct_confusion \
+            else None
+        return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories,
+                            confusion=matrix)
 
     def adapter_config(self):  # noqa: ANN201 - returns streams.adapters.AdapterConfig
         """How input messages map onto response events (ValueError names a bad format or map)."""

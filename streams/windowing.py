@@ -33,6 +33,7 @@ from typing import Any
 
 from classifier.taxonomy import CATEGORY_CODES
 from streams.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
+from streams.estimators import confusion_corrected
 from streams.records import WindowStatistic
 
 
@@ -43,8 +44,12 @@ class WindowConfig:
     size: float = 300.0
     lateness: float = 30.0
     categories: tuple[str, ...] = CATEGORY_CODES
+    confusion: tuple[tuple[float, ...], ...] | None = None  # classifier's held-out confusion (true x predicted)
 
     def __post_init__(self) -> None:
+        k = len(self.categories)
+        if self.confusion is not None and (len(self.confusion) != k or any(len(r) != k for r in self.confusion)):
+            raise ValueError(f"the confusion matrix must be {k}x{k} for categories {list(self.categories)}")
         if not self.size > 0:
             raise ValueError(f"window size must be > 0 seconds, got {self.size!r}")
         if not self.lateness >= 0:
@@ -75,8 +80,13 @@ class AddResult:
 
 def window_statistic(key: str, start: float, end: float, categories: Sequence[str], counts: Sequence[float],
                      prob_sums: Sequence[float] | None, closed_by: str,
-                     prev: tuple[float, float, float] | None) -> WindowStatistic:
-    """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one."""
+                     prev: tuple[float, float, float] | None,
+                     confusion: Sequence[Sequence[float]] | None = None) -> WindowStatistic:
+    """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one.
+
+    With the classifier's held-out ``confusion`` matrix, ``entropy_corrected`` is the entropy of the
+    category mix estimated by inverting it (``streams.estimators.confusion_corrected``).
+    """
     n = int(sum(counts))
     s = plugin_entropy(counts)
     se = entropy_se(counts)
@@ -85,11 +95,16 @@ def window_statistic(key: str, start: float, end: float, categories: Sequence[st
     else:
         d, dse, prev_start = s - prev[1], delta_se(se, prev[2]), prev[0] / 1000
     sums = counts if prob_sums is None else prob_sums
+    soft = plugin_entropy(sums) if n else None
+    corrected = None
+    if confusion is not None and n:
+        corrected = plugin_entropy(confusion_corrected(counts, confusion).clip(0.0, None))
     return WindowStatistic(
         monitor_key=key, window_start=start, window_end=end, n=n,
         counts={c: int(v) for c, v in zip(categories, counts, strict=True)},
         mean_probs={c: v / n for c, v in zip(categories, sums, strict=True)} if n else dict.fromkeys(categories, 0.0),
-        entropy=s, entropy_se=se, entropy_mm=miller_madow_entropy(counts),
+        entropy=s, entropy_se=se, entropy_mm=miller_madow_entropy(counts), entropy_soft=soft,
+        entropy_corrected=corrected,
         delta_entropy=d, delta_se=dse, prev_window_start=prev_start, closed_by=closed_by,  # type: ignore[arg-type]
     )
 
@@ -178,7 +193,7 @@ class KeyWindows:
     def _statistic(self, cfg: WindowConfig, key: str, start: int, acc: list[float], closed_by: str) -> WindowStatistic:
         k = len(cfg.categories)
         stat = window_statistic(key, start / 1000, (start + cfg.size_ms) / 1000, cfg.categories, acc[1 : 1 + k],
-                                acc[1 + k :], closed_by, self.prev)
+                                acc[1 + k :], closed_by, self.prev, cfg.confusion)
         self.prev = (start, stat.entropy, stat.entropy_se)
         return stat
 

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -140,3 +142,22 @@ def test_in_order_input_is_never_late_and_independent_of_key_interleaving(rnd):
     a, b = run(merged), run(reordered)
     assert [(w.monitor_key, w.window_start, w.counts, w.entropy) for w in a] == [
         (w.monitor_key, w.window_start, w.counts, w.entropy) for w in b]
+
+
+def test_confusion_corrected_and_soft_entropy_are_reported_per_window():
+    from streams.estimators import confusion_corrected
+    from streams.windowing import window_statistic
+
+    codes = ("g1", "g2", "g3", "g4", "g5")
+    # a classifier that labels a fifth of true g1 as g3: predicted counts overstate g3
+    confusion = ((80, 0, 20, 0, 0), (0, 100, 0, 0, 0), (0, 0, 100, 0, 0), (0, 0, 0, 100, 0), (0, 0, 0, 0, 100))
+    counts = [64, 0, 36, 0, 0]  # what 80 g1 and 20 g3 look like through it
+    w = window_statistic("k", 0, 60, codes, counts, [60, 2, 34, 2, 2], "watermark", None, confusion)
+    truth = [0.8, 0, 0.2, 0, 0]
+    assert list(confusion_corrected(counts, confusion).round(6)) == truth
+    assert w.entropy_corrected == pytest.approx(-(0.8 * math.log(0.8) + 0.2 * math.log(0.2)))
+    assert w.entropy_corrected < w.entropy  # the raw labels look more mixed than the truth
+    assert w.entropy_soft == pytest.approx(plugin_entropy([60, 2, 34, 2, 2]))
+    assert window_statistic("k", 0, 60, codes, counts, None, "watermark", None).entropy_corrected is None
+    with pytest.raises(ValueError, match="5x5"):
+        WindowConfig(size=60, confusion=((1.0,),))
