@@ -41,9 +41,10 @@ from typing import Any
 from streams.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
 from streams.records import Alert, WindowStatistic, format_time
 
-RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin")
+BINARY_RULES = ("ddm_g2", "ddm_g4")  # River DDM on per-response indicators: is it g2 (g4)?
+RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin", *BINARY_RULES)
 DEFAULT_RULES = ("epsilon", "delta_z", "trend", "page_hinkley")
-RIVER_RULES = ("page_hinkley", "adwin", "kswin")
+RIVER_RULES = ("page_hinkley", "adwin", "kswin", *BINARY_RULES)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class AlertPolicy:
     ph_min_windows: int = 10
     adwin_delta: float = 0.002
     kswin_alpha: float = 0.005
+    ddm_warm_start: int = 300  # responses before DDM may fire
+    ddm_threshold: float = 3.0  # DDM drift level, in standard deviations of the rate
     detector_memory: int = 1000  # windows of S kept per key to rebuild River detectors after a restart
     signals: tuple[str, ...] = DEFAULT_SIGNALS  # rules whose firing counts towards a drift episode
     combine: str = "any"
@@ -113,7 +116,33 @@ def make_detector(rule: str, policy: AlertPolicy, seed: int = 0) -> Any:
         return drift.ADWIN(delta=policy.adwin_delta)
     if rule == "kswin":
         return drift.KSWIN(alpha=policy.kswin_alpha, seed=seed)
+    if rule in BINARY_RULES:
+        return drift.binary.DDM(warm_start=policy.ddm_warm_start, drift_threshold=policy.ddm_threshold)
     raise ValueError(f"{rule!r} is not a River rule")
+
+
+def indicators(hits: int, n: int) -> list[bool]:
+    """A window's per-response indicators in a fixed order: ``hits`` ones spread evenly over ``n``.
+
+    (The window keeps counts, not the order of its responses; spreading them evenly is deterministic, so
+    a replay and a restarted worker feed the detector the same sequence.)
+
+    >>> [int(x) for x in indicators(2, 6)]
+    [0, 0, 1, 0, 0, 1]
+    """
+    return [(i + 1) * hits // n > i * hits // n for i in range(n)] if n else []
+
+
+def _feed(det: Any, rule: str, x: float | tuple[int, int]) -> bool:
+    """Update a detector with one window; return whether it detected a change."""
+    if rule in BINARY_RULES:
+        fired = False
+        for b in indicators(*x):  # type: ignore[misc]
+            det.update(b)
+            fired = fired or det.drift_detected
+        return fired
+    det.update(x)
+    return bool(det.drift_detected)
 
 
 class AlertState:
@@ -123,19 +152,20 @@ class AlertState:
     window entropies (``series``), so their state survives without unpickling anything.
     """
 
-    __slots__ = ("history", "last_window_start", "series", "detectors", "policy", "windows")
+    __slots__ = ("history", "last_window_start", "series", "rates", "detectors", "policy", "windows")
 
     def __init__(self) -> None:
         self.history: list[tuple[float, float, float]] = []  # (window start, S, SE), oldest first
         self.last_window_start: float | None = None
         self.series: list[float] = []
+        self.rates: dict[str, list[list[int]]] = {}  # binary rule -> [hits, n] per window, oldest first
         self.detectors: dict[str, Any] = {}
         self.policy = PolicyState()
         self.windows = 0  # windows evaluated for the key
 
     def to_dict(self) -> dict:
         return {"history": [list(h) for h in self.history], "last_window_start": self.last_window_start,
-                "series": self.series, "policy": self.policy.to_dict(), "windows": self.windows}
+                "series": self.series, "rates": self.rates, "policy": self.policy.to_dict(), "windows": self.windows}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AlertState:
@@ -144,6 +174,7 @@ class AlertState:
             st.history = [tuple(h) for h in d["history"]]  # type: ignore[misc]
             st.last_window_start = d["last_window_start"]
             st.series = list(d.get("series", []))
+            st.rates = {r: [list(x) for x in v] for r, v in d.get("rates", {}).items()}
             st.policy = PolicyState.from_dict(d.get("policy"))
             st.windows = int(d.get("windows", 0))
         return st
@@ -152,8 +183,9 @@ class AlertState:
         det = self.detectors.get(rule)
         if det is None:
             det = self.detectors[rule] = make_detector(rule, policy)
-            for x in self.series:  # replay; detections during the replay were alerted on already
-                det.update(x)
+            replay = [tuple(x) for x in self.rates.get(rule, [])] if rule in BINARY_RULES else self.series
+            for x in replay:  # replay; detections during the replay were alerted on already
+                _feed(det, rule, x)
         return det
 
 
@@ -214,9 +246,11 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     river_fired = []
     for rule in river_rules:
         det = state.detector(rule, policy)
-        det.update(w.entropy)
-        if det.drift_detected:
+        x = (w.counts.get(rule.split("_", 1)[1], 0), w.n) if rule in BINARY_RULES else w.entropy
+        if _feed(det, rule, x):
             river_fired.append(rule)
+        if rule in BINARY_RULES:
+            state.rates[rule] = (state.rates.get(rule, []) + [list(x)])[-policy.detector_memory:]  # type: ignore[arg-type]
     state.series = (state.series + [w.entropy])[-policy.detector_memory:] if river_rules else []
     state.last_window_start = w.window_start
     state.history = (state.history + [(w.window_start, w.entropy, w.entropy_se)])[-policy.trend_windows:]
@@ -242,6 +276,13 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
                               f"{policy.trend_windows} windows (z = {z:+.1f}) at {when}", p_value=two_sided_p(z),
                               slope=slope, slope_se=se, trend_windows=[h[0] for h in state.history]))
     for rule in river_fired:
+        if rule in BINARY_RULES:
+            code = rule.split("_", 1)[1]
+            rate = w.counts.get(code, 0) / w.n if w.n else 0.0
+            out.append(_alert(w, rule, rate, policy.ddm_threshold, "info",
+                              f"{w.monitor_key}: River DDM detected a change in the {code} rate (now {rate:.1%}) "
+                              f"at {when}", detector=rule))
+            continue
         threshold = {"page_hinkley": policy.ph_threshold, "adwin": policy.adwin_delta,
                      "kswin": policy.kswin_alpha}[rule]
         out.append(_alert(w, rule, w.entropy, threshold, "info",

@@ -119,3 +119,25 @@ def test_unknown_rule_in_settings_is_rejected():
 
     with pytest.raises(ValueError, match="unknown alert rule"):
         Settings(alert_rules="epsilon,magic").alert_policy()
+
+
+def test_binary_ddm_rule_sees_a_rising_g2_rate_and_survives_a_restart():
+    import json
+
+    stable = (0.85, 0.02, 0.10, 0.02, 0.01)
+    risen = (0.75, 0.12, 0.10, 0.02, 0.01)
+    stats = windows_from([stable] * 30 + [risen] * 15, seed=8)
+    policy = AlertPolicy(rules=("ddm_g2",), signals=("ddm_g2",))
+    whole = run_rules(stats, policy)
+    fired = [a for a in whole if a.rule == "ddm_g2"]
+    assert fired and all(a.window_start >= T0 + 30 * 60 for a in fired)
+    assert fired[0].severity == "info" and "g2 rate" in fired[0].message
+    assert any(a.rule == "drift" for a in whole)
+    quiet = run_rules(windows_from([stable] * 45, seed=8), policy)
+    assert not [a for a in quiet if a.rule == "ddm_g2"]
+    state, again = AlertState(), []
+    for i, w in enumerate(stats):
+        if i in (12, 33):
+            state = AlertState.from_dict(json.loads(json.dumps(state.to_dict())))
+        again.extend(evaluate(w, policy, state))
+    assert [a.to_bytes() for a in again] == [a.to_bytes() for a in whole]
