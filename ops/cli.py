@@ -108,8 +108,8 @@ def worker(
     trend_z: Annotated[float | None, typer.Option(help="trend-test threshold in standard errors [3.89]")] = None,
     trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [20]")] = None,
     rules: Annotated[str | None, typer.Option(
-        help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin "
-             "[epsilon,delta_z,trend,page_hinkley]")] = None,
+        help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin, ddm_g2, "
+             "ddm_g4 [epsilon,delta_z,trend,page_hinkley]")] = None,
     signals: Annotated[str | None, typer.Option(
         help="rules whose firing opens a drift episode [delta_z,trend,page_hinkley]")] = None,
     combine: Annotated[str | None, typer.Option(
