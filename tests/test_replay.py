@@ -329,6 +329,11 @@ def test_report_in_a_headless_browser(tmp_path):
     r = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={tmp_path / 's.png'}",
                         "--window-size=1000,2000", (tmp_path / "r.html").as_uri()], capture_output=True, timeout=120)
     assert r.returncode == 0 and (tmp_path / "s.png").stat().st_size > 10_000
+    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
+                          (tmp_path / "r.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    keys = {e.monitor_key for e in scenario()}
+    assert dom.count("<svg") >= len(keys) and all(key in dom for key in keys)  # the browser built every plot
+    assert "<polyline" in dom or "<path" in dom
 
 
 def test_png_without_matplotlib_says_so(tmp_path):
