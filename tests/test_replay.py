@@ -224,19 +224,29 @@ def test_hh_rlhf_replays_as_a_chat_log(tmp_path):
     assert len(out["windows"]) == 39 and out["rates"]["hh-chosen"]["ds_dt_per_window"] is not None
 
 
-def test_parquet_input_or_a_one_line_error(tmp_path):
+def cli_without(module, *args):
+    """The CLI in a process where ``module`` cannot be imported (as on a machine without it)."""
+    code = (f"import sys; sys.modules[{module!r}] = None; sys.argv = ['valuedrift', *sys.argv[1:]]; "
+            "from ops.cli import main; main()")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_parquet_input_and_a_one_line_error_without_pyarrow(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     events = scenario(n_windows=3)
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        (tmp_path / "e.parquet").write_bytes(b"PAR1")
-        one_line_error(cli("replay", "-i", tmp_path / "e.parquet", *ARGS), "reading Parquet needs pyarrow")
-        return
     pq.write_table(pa.Table.from_pylist([e.model_dump(exclude={"metadata"}) for e in events]), tmp_path / "e.parquet")
     r = cli("replay", "-i", tmp_path / "e.parquet", *ARGS, "--json", tmp_path / "o.json")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "o.json").read_text())["input"]["n_events"] == len(events)
+    jsonl = cli("replay", "-i", write_jsonl(tmp_path / "e.jsonl", events), *ARGS, "--json", tmp_path / "j.json")
+    assert jsonl.returncode == 0
+    assert json.loads((tmp_path / "o.json").read_text())["windows"] == \
+        json.loads((tmp_path / "j.json").read_text())["windows"]
+    one_line_error(cli_without("pyarrow", "replay", "-i", tmp_path / "e.parquet", *ARGS),
+                   "reading Parquet needs pyarrow")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -336,17 +346,16 @@ def test_report_in_a_headless_browser(tmp_path):
     assert "<polyline" in dom or "<path" in dom
 
 
-def test_png_without_matplotlib_says_so(tmp_path):
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("matplotlib is installed here")
+def test_png_plots_per_key_and_a_note_without_matplotlib(tmp_path):
     src = write_jsonl(tmp_path / "e.jsonl", scenario(n_windows=3))
     r = cli("replay", "-i", src, *ARGS, "--png", tmp_path / "png")
+    assert r.returncode == 0, r.stderr
+    pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert pngs == ["alpha.png", "beta.png"]
+    assert all((tmp_path / "png" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    r = cli_without("matplotlib", "replay", "-i", src, *ARGS, "--png", tmp_path / "none")
     assert r.returncode == 0 and "--png skipped: no plotting library (matplotlib)" in r.stderr
-    assert not (tmp_path / "png").exists()
+    assert not (tmp_path / "none").exists()
 
 
 def test_default_onnx_classifier_and_its_model_card(tmp_path):
