@@ -226,8 +226,15 @@ class Settings:
                 for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
 
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
 def _convert(name: str, raw: str, typ: Any) -> Any:
     t = str(typ)
+    if t.startswith("bool"):
+        if raw.strip().lower() not in _BOOLS:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+        return _BOOLS[raw.strip().lower()]
     try:
         if t.startswith("int"):
             return int(raw)

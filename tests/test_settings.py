@@ -20,6 +20,15 @@ def test_env_then_overrides():
     assert Settings.from_env(s.env()) == s
 
 
+def test_boolean_settings_parse_from_the_environment():
+    assert Settings.from_env({"VALUEDRIFT_CORRECT_CONFUSION": "false"}).correct_confusion is False
+    assert Settings.from_env({"VALUEDRIFT_CORRECT_CONFUSION": "On"}).correct_confusion is True
+    with pytest.raises(ValueError, match="VALUEDRIFT_CORRECT_CONFUSION='maybe' is not a boolean"):
+        Settings.from_env({"VALUEDRIFT_CORRECT_CONFUSION": "maybe"})
+    off = Settings(correct_confusion=False).window_config(("a", "b"), [[1, 0], [0, 1]])
+    assert off.confusion is None
+
+
 def test_every_setting_has_an_env_name():
     assert "VALUEDRIFT_BROKER" in ENV_NAMES and "VALUEDRIFT_WINDOW_SECONDS" in ENV_NAMES
 
