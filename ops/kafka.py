@@ -12,6 +12,10 @@ from streams.kafka_config import producer_config
 from streams.settings import BrokerURL, Settings
 
 
+class TopicMissingError(RuntimeError):
+    """The topic to read does not exist on the broker."""
+
+
 def make_producer(broker: BrokerURL) -> AIOKafkaProducer:
     return AIOKafkaProducer(**producer_config(broker))
 
@@ -41,25 +45,36 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
 async def read_topic(
     broker: BrokerURL, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float | None = None
 ) -> list[bytes]:
-    """Return every message value on a topic from the beginning (no consumer group).
+    """Return every message value on a topic from the beginning (no consumer group); see ``read_records``."""
+    return [value for _, _, value in await read_records(broker, topic, expect=expect, timeout=timeout, idle=idle)]
+
+
+async def read_records(
+    broker: BrokerURL, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float | None = None
+) -> list[tuple[int, int, bytes]]:
+    """Return (partition, offset, value) of every message on a topic from the beginning (no consumer group).
 
     Stops when ``expect`` messages were read, when nothing new arrived for
-    ``idle`` seconds, or at ``timeout``.
+    ``idle`` seconds, or at ``timeout``. A missing topic raises TopicMissingError.
     """
     consumer = AIOKafkaConsumer(**broker.client_options(), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that failed to start still holds its client
+        raise
     try:
         parts = await _partitions(consumer, topic)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        out: list[bytes] = []
+        out: list[tuple[int, int, bytes]] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         last = loop.time()
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
-            got = [m.value for msgs in batch.values() for m in msgs]
+            got = [(m.partition, m.offset, m.value or b"") for msgs in batch.values() for m in msgs]
             if got:
                 out.extend(got)
                 last = loop.time()
@@ -79,7 +94,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
             return [TopicPartition(topic, p) for p in sorted(parts)]
         await consumer._client.force_metadata_update()  # noqa: SLF001 - no public API for this
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic!r} does not exist on the broker")
+    raise TopicMissingError(f"topic {topic!r} does not exist on the broker")
 
 
 async def send_all(broker: BrokerURL, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:

@@ -281,50 +281,16 @@ def read_files(paths: Iterable[Path], opts: ReplayOptions) -> ReplayInput:
     return reader.result
 
 
-async def _read_topic(bootstrap: str, topic: str, idle: float, timeout: float) -> list[tuple[int, int, bytes]]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                group_id=None)
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # a consumer that failed to start still holds its client
-        raise
-    try:
-        parts = None
-        for _ in range(50):
-            parts = consumer.partitions_for_topic(topic)
-            if parts:
-                break
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public API for this
-            await asyncio.sleep(0.1)
-        if not parts:
-            raise ReplayError(f"topic {topic!r} does not exist on the broker")
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[tuple[int, int, bytes]] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        last = loop.time()
-        while loop.time() < deadline and loop.time() - last <= idle:
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                for m in msgs:
-                    out.append((m.partition, m.offset, m.value or b""))
-                    last = loop.time()
-        return out
-    finally:
-        await consumer.stop()
-
-
 def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, timeout: float = 3600.0) -> ReplayInput:
     """Read a whole topic from the beginning and keep the events in [from, to) of event time."""
+    from ops.kafka import TopicMissingError, read_records
     from streams.settings import BrokerURL
 
     url = BrokerURL.parse(broker)
-    msgs = sorted(asyncio.run(_read_topic(url.bootstrap, topic, idle, timeout)))
+    try:
+        msgs = sorted(asyncio.run(read_records(url, topic, idle=idle, timeout=timeout)))
+    except TopicMissingError as err:
+        raise ReplayError(str(err)) from None
     reader = _Reader(opts)
     source = SourceSummary(name=f"kafka:{topic}")
     reader.result.sources.append(source)
