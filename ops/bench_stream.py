@@ -28,7 +28,7 @@ from ops.kafka import ensure_topics, send_all
 from ops.scenario import demo_events
 from ops.worker_process import WorkerProcess
 from streams.kafka_config import consumer_config, producer_config
-from streams.records import ResponseEvent
+from streams.records import ResponseEvent, is_tick
 from streams.settings import BrokerURL, Settings
 
 
@@ -71,7 +71,7 @@ async def _classified_rate(settings: Settings, n: int, timeout: float) -> float:
         deadline = time.monotonic() + timeout
         while len(stamps) < n and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            stamps += [m.timestamp for part in batch.values() for m in part if not m.value.startswith(b'{"tick')]
+            stamps += [m.timestamp for part in batch.values() for m in part if not is_tick(m.value)]
         if len(stamps) < n:
             raise TimeoutError(f"only {len(stamps)} of {n} events were classified in {timeout:.0f} s")
         span = (max(stamps) - min(stamps)) / 1000

@@ -24,7 +24,7 @@ from ops.broker import EmbeddedBroker
 from ops.kafka import ensure_topics, make_producer
 from ops.scenario import demo_events
 from ops.worker_process import WorkerProcess
-from streams.records import ResponseEvent
+from streams.records import ResponseEvent, is_tick
 from streams.settings import BrokerURL, Settings
 
 
@@ -91,7 +91,7 @@ async def _soak(settings: Settings, worker: WorkerProcess, events: list[Response
                 if tp.topic == settings.topics.entropy:
                     counts["windows"] += len(msgs)
                 else:
-                    counts["classified"] += sum(1 for m in msgs if not m.value.startswith(b'{"tick'))
+                    counts["classified"] += sum(1 for m in msgs if not is_tick(m.value))
 
     counter = asyncio.create_task(count())
     t0 = time.monotonic()

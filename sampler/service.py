@@ -293,7 +293,7 @@ class _AnswerReader:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, enable_auto_commit=False,
+        self.consumer = AIOKafkaConsumer(**settings.broker.client_options(), enable_auto_commit=False,
                                          auto_offset_reset="latest")
         self.seen: dict[str, str] = {}
 

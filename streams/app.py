@@ -19,7 +19,6 @@ The window and alert logic lives in pure modules (``streams.windowing``,
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -30,14 +29,21 @@ from classifier.base import Classifier
 from streams.alerting import AlertState, evaluate
 from streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
 from streams.metrics import WorkerMetrics
-from streams.records import ClassifiedResponse, DeadLetter, LateEvent, RecordError, WindowStatistic
+from streams.records import (
+    ClassifiedResponse,
+    DeadLetter,
+    LateEvent,
+    RecordError,
+    WindowStatistic,
+    is_tick,
+    tick_payload,
+)
 from streams.settings import Settings
 from streams.sinks import AlertSinks
 from streams.windowing import KeyWindows
 
 log = logging.getLogger("valuedrift.worker")
 
-TICK_KEY = "tick"
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -135,7 +141,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             if not resumed:
                 resumed.append(time.monotonic())
                 live_keys.update(k for k, v in state.items() if v and v.get("open"))
-            if raw.startswith(b'{"' + TICK_KEY.encode()):
+            if is_tick(raw):
                 await close_idle(ev.message.partition)
                 continue
             try:
@@ -188,7 +194,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             # Idle windows are closed inside the windows stream, where table
             # writes go to the right changelog partition: send each owned
             # partition a tick.
-            payload = json.dumps({TICK_KEY: time.time()}).encode()
+            payload = tick_payload(time.time())
             for tp in app.assignor.assigned_actives():
                 if tp.topic == names.classified:
                     await classified.send(value=payload, partition=tp.partition)

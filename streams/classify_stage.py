@@ -92,13 +92,14 @@ class ClassifyStage:
     async def process(self, msgs: Sequence[ConsumerRecord]) -> None:
         m_ = self.metrics
         m_.events_in.inc(len(msgs))
-        last: dict[int, int] = {}
+        offsets: dict[TopicPartition, int] = {}  # next offset to read per partition: what gets committed
         for m in msgs:
-            last[m.partition] = max(last.get(m.partition, -1), m.offset)
-        for part, off in last.items():
-            hw = self.consumer.highwater(TopicPartition(self.topics.responses, part))
+            tp = TopicPartition(m.topic, m.partition)
+            offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
+        for tp, next_offset in offsets.items():
+            hw = self.consumer.highwater(tp)
             if hw is not None:
-                m_.lag.labels(partition=str(part)).set(max(hw - off - 1, 0))
+                m_.lag.labels(partition=str(tp.partition)).set(max(hw - next_offset, 0))
         pending = []
         good: list[tuple[ResponseEvent, ConsumerRecord, int]] = []
         for m in msgs:
@@ -130,10 +131,6 @@ class ClassifyStage:
             self.classified += len(good)
             m_.classified.inc(len(good))
         await asyncio.gather(*pending)
-        offsets: dict[TopicPartition, int] = {}
-        for m in msgs:
-            tp = TopicPartition(m.topic, m.partition)
-            offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as err:

@@ -77,6 +77,23 @@ def parse_event_time(value: Any) -> float:
     return t
 
 
+TICK_KEY = "tick"  # idle-close ticks the worker sends itself on the classified topic: not records
+
+
+def tick_payload(now: float) -> bytes:
+    """The value of a tick message.
+
+    >>> is_tick(tick_payload(1.0)), is_tick(b'{"id": "x"}')
+    (True, False)
+    """
+    return json.dumps({TICK_KEY: now}).encode()
+
+
+def is_tick(raw: bytes) -> bool:
+    """Whether a message on the classified topic is a tick rather than a classified response."""
+    return raw.startswith(b'{"' + TICK_KEY.encode())
+
+
 def format_time(t: float) -> str:
     """Return an epoch time as an ISO-8601 UTC string.
 
