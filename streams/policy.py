@@ -59,32 +59,31 @@ class PolicyConfig:
 class PolicyState:
     """Per-key memory of the policy; plain JSON through ``to_dict``/``from_dict``."""
 
-    __slots__ = ("index", "recent", "open_since", "quiet", "last_open")
+    __slots__ = ("recent", "open_since", "quiet", "last_open")
 
     def __init__(self) -> None:
-        self.index = -1  # windows seen for the key, minus one
         self.recent: list[tuple[int, list[str]]] = []  # (window index, signal rules fired), last n windows
         self.open_since: int | None = None  # window index where the open episode began
         self.quiet = 0  # consecutive windows without a signal
         self.last_open: int | None = None
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "recent": [[i, r] for i, r in self.recent], "open_since": self.open_since,
+        return {"recent": [[i, r] for i, r in self.recent], "open_since": self.open_since,
                 "quiet": self.quiet, "last_open": self.last_open}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PolicyState:
         st = cls()
         if d:
-            st.index, st.open_since, st.quiet, st.last_open = d["index"], d["open_since"], d["quiet"], d["last_open"]
+            st.open_since, st.quiet, st.last_open = d["open_since"], d["quiet"], d["last_open"]
             st.recent = [(int(i), list(r)) for i, r in d["recent"]]
         return st
 
 
 def step(state: PolicyState, cfg: PolicyConfig, index: int, fired: set[str]
          ) -> Iterator[tuple[str, str, dict]]:
-    """Advance one window; yield ``(rule, severity, evidence)`` for the policy alerts it raises."""
-    state.index = index
+    """Advance one window (``index``: the key's window count so far); yield ``(rule, severity, evidence)``
+    for the policy alerts it raises."""
     signals = sorted(r for r in fired if r in cfg.signals)
     if signals:
         state.recent.append((index, signals))
