@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import urllib.request
 
 import pytest
 from aiohttp import web
 
+from ops.broker import free_port
 from ops.kafka import ensure_topics
 from ops.worker_process import WorkerProcess
 from streams.records import Alert
@@ -102,12 +102,6 @@ def test_jsonl_and_stdout_sinks_deliver_each_alert(tmp_path, capsys):
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
     assert [Alert.model_validate_json(x) for x in lines] == [ALERT] * 3
     assert capsys.readouterr().out.count('"rule":"drift"') == 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.integration
