@@ -135,7 +135,7 @@ def worker(
         help="field paths, FIELD=PATH,... or a .json/.toml file (id, monitor_key, event_time, prompt, "
              "response, transcript)")] = None,
     input_key: Annotated[str | None, typer.Option(help="monitor key for input records that carry none")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="classifier batch size [64]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="most messages taken and classified at once [1000]")] = None,
     app_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group) [valuedrift]")] = None,
     datadir: Annotated[Path | None, typer.Option(help="worker data directory")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,

@@ -64,7 +64,7 @@ def replay(
 @app.command()
 def stream(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    events: Annotated[int, typer.Option(min=500, max=1_000_000, help="events for the Kafka and null runs")] = 5000,
+    events: Annotated[int, typer.Option(min=500, max=1_000_000, help="events for the Kafka and null runs")] = 20000,
     real_events: Annotated[int, typer.Option(min=100, max=100_000, help="events for the default classifier")]
         = 1200,
     seed: Annotated[int, typer.Option()] = 0,

@@ -35,7 +35,7 @@ from classifier.taxonomy import TAXONOMIES
 from streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt
 from streams.offline import OfflineResult, run_classified, run_offline
 from streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
-from streams.records import ClassifiedResponse, ResponseEvent, format_time
+from streams.records import ClassifiedResponse, ResponseEvent, format_time, is_tick, split_lines
 from streams.settings import Settings
 
 RESULT_SCHEMA = "valuedrift.replay/1"
@@ -281,6 +281,25 @@ def read_files(paths: Iterable[Path], opts: ReplayOptions) -> ReplayInput:
     return reader.result
 
 
+def _message_objects(value: bytes) -> list[tuple[Any, str | None]]:
+    """The JSON objects of one message: the message itself, or, for JSON Lines (the ``classified`` topic
+    packs several records per message), each line; (None, reason) where one is not JSON."""
+    try:
+        return [(json.loads(value), None)]
+    except (ValueError, RecursionError) as e:
+        whole = f"invalid JSON: {e}"
+    lines = split_lines(value)
+    if len(lines) < 2:
+        return [(None, whole)]
+    out: list[tuple[Any, str | None]] = []
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append((json.loads(line), None))
+        except (ValueError, RecursionError) as e:
+            out.append((None, f"line {n}: invalid JSON: {e}"))
+    return out
+
+
 def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, timeout: float = 3600.0) -> ReplayInput:
     """Read a whole topic from the beginning and keep the events in [from, to) of event time."""
     from ops.kafka import TopicMissingError, read_records
@@ -298,12 +317,12 @@ def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, 
     for partition, offset, value in msgs:
         h.update(len(value).to_bytes(8, "big"))
         h.update(value)
+        if is_tick(value):  # the worker's idle-close ticks on its classified topic: not records
+            continue
         where = f"{topic}[{partition}]@{offset}"
-        try:
-            obj, err = json.loads(value), None
-        except (ValueError, RecursionError) as e:
-            obj, err = None, f"invalid JSON: {e}"
-        reader.feed(source, where, obj, err, f"{topic}:{partition}:{offset}")
+        for i, (obj, err) in enumerate(_message_objects(value)):
+            suffix = f"#{i}" if i else ""
+            reader.feed(source, where + suffix, obj, err, f"{topic}:{partition}:{offset}{suffix}")
     source.sha256 = h.hexdigest()
     per_part = Counter(p for p, _, _ in msgs)
     reader.result.kafka = {"broker": str(url), "topic": topic, "messages": len(msgs),

@@ -24,7 +24,7 @@ from ops.broker import EmbeddedBroker
 from ops.kafka import ensure_topics, make_producer
 from ops.scenario import demo_events
 from ops.worker_process import WorkerProcess
-from streams.records import ResponseEvent, is_tick
+from streams.records import ResponseEvent, is_tick, split_lines
 from streams.settings import BrokerURL, Settings
 
 
@@ -91,7 +91,7 @@ async def _soak(settings: Settings, worker: WorkerProcess, events: list[Response
                 if tp.topic == settings.topics.entropy:
                     counts["windows"] += len(msgs)
                 else:
-                    counts["classified"] += sum(1 for m in msgs if not is_tick(m.value))
+                    counts["classified"] += sum(len(split_lines(m.value)) for m in msgs if not is_tick(m.value))
 
     counter = asyncio.create_task(count())
     t0 = time.monotonic()
@@ -124,7 +124,7 @@ def measure_capacity(settings: Settings, events: list[ResponseEvent]) -> float:
     from classifier.loading import load_classifier
 
     clf = load_classifier(settings.classifier)
-    batch = events[: settings.batch_size]
+    batch = events[: min(settings.batch_size, 64)]  # about what a poll holds at steady load
     clf.predict_proba([e.prompt for e in batch], [e.response for e in batch])
     t0, n = time.perf_counter(), 0
     while time.perf_counter() - t0 < 5.0:

@@ -26,7 +26,7 @@ from typing import Any
 import faust
 
 from classifier.base import Classifier
-from streams.alerting import AlertState, evaluate
+from streams.alerting import RIVER_RULES, AlertState, evaluate
 from streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
 from streams.metrics import WorkerMetrics
 from streams.records import (
@@ -36,6 +36,7 @@ from streams.records import (
     RecordError,
     WindowStatistic,
     is_tick,
+    split_lines,
     tick_payload,
 )
 from streams.settings import Settings
@@ -81,6 +82,10 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     names = settings.topics
     cfg = settings.window_config(classifier.taxonomy.codes, getattr(classifier, "confusion", None))
     policy = settings.alert_policy()
+    if any(rule in RIVER_RULES for rule in policy.rules):
+        # Import River (and SciPy) now, not at the first window: it takes over a second, during which
+        # the event loop, and with it both stages, would stand still.
+        import river.drift  # noqa: F401
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -106,9 +111,11 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         sink=name, why=why).inc())
 
     def remember(key: str, kw: KeyWindows) -> None:
-        state[key] = kw.to_dict()
         (live_keys.add if kw.open else live_keys.discard)(key)
         metrics.live_keys.set(len(live_keys))
+
+    def store(key: str, kw: KeyWindows) -> None:
+        state[key] = kw.to_dict()
 
     if settings.metrics_port:
         @app.task
@@ -117,11 +124,12 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
 
 
-    async def dead(event: faust.EventT, stage: str, reason: str) -> None:
+    async def dead(event: faust.EventT, stage: str, reason: str, payload: bytes | None = None) -> None:
         m = event.message
         metrics.dead_letters.labels(stage=stage).inc()
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
-        rec = DeadLetter.of(event.value, m.topic, m.partition, m.offset, stage, reason)
+        rec = DeadLetter.of(event.value if payload is None else payload, m.topic, m.partition, m.offset, stage,
+                            reason)
         await deadletter.send(value=rec.to_bytes())
 
     @app.task
@@ -136,6 +144,9 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
 
     @app.agent(classified, name="windows")
     async def windows(stream: faust.StreamT) -> None:
+        # One message at a time (Faust's take buffer can block its fetcher and so hang a changelog
+        # recovery during a rebalance: seen in the SIGKILL tests); a message carries one key's records
+        # of a classify batch, so the key's state is written to the changelog once per message.
         async for ev in stream.events():
             raw = ev.value or b""
             if not resumed:
@@ -144,36 +155,46 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             if is_tick(raw):
                 await close_idle(ev.message.partition)
                 continue
-            try:
-                rec = ClassifiedResponse.parse_bytes(raw)
-            except RecordError as err:
-                await dead(ev, "windows", f"invalid classified record: {err}")
-                continue
-            if rec.category not in cfg.categories:
-                await dead(ev, "windows", f"category {rec.category!r} is not in taxonomy {list(cfg.categories)}")
-                continue
-            key = rec.monitor_key
-            if key not in live_keys and len(live_keys) >= settings.max_live_keys:
-                await dead(ev, "windows", f"live key limit max_live_keys={settings.max_live_keys} reached; key "
-                                          f"{key[:80]!r} refused (raise VALUEDRIFT_MAX_LIVE_KEYS or shorten "
-                                          f"--idle-close)")
-                continue
-            kw = KeyWindows.from_dict(state.get(key))
-            source = None if rec.source_offset is None else (
-                rec.source_partition or 0, rec.source_offset * MAX_EVENTS_PER_MESSAGE + rec.source_index)
-            probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
-            res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source)
-            if res.duplicate:
-                continue
-            last_seen[key] = time.monotonic()
-            kw.partition = ev.message.partition
-            await emit(res.closed)
-            if res.late:
-                log.info("late event %s for %s window %s", rec.id, key, res.window_start)
-                metrics.late.inc()
-                lr = LateEvent(record=rec, window_start=res.window_start, closed_until=res.closed_until)
-                await late.send(key=key.encode(), value=lr.to_bytes())
-            remember(key, kw)
+            touched: dict[str, KeyWindows] = {}
+            lines = split_lines(raw) or [raw]  # an empty message is dead-lettered
+            for i, line in enumerate(lines):
+                await window_record(ev, line, f" (line {i + 1} of {len(lines)})" if len(lines) > 1 else "", touched)
+            for key, kw in touched.items():
+                store(key, kw)
+
+    async def window_record(ev: faust.EventT, line: bytes, where: str, touched: dict[str, KeyWindows]) -> None:
+        try:
+            rec = ClassifiedResponse.parse_bytes(line)
+        except RecordError as err:
+            await dead(ev, "windows", f"invalid classified record{where}: {err}", line)
+            return
+        if rec.category not in cfg.categories:
+            await dead(ev, "windows", f"category {rec.category!r}{where} is not in taxonomy {list(cfg.categories)}",
+                       line)
+            return
+        key = rec.monitor_key
+        if key not in live_keys and len(live_keys) >= settings.max_live_keys:
+            await dead(ev, "windows", f"live key limit max_live_keys={settings.max_live_keys} reached; key "
+                                      f"{key[:80]!r}{where} refused (raise VALUEDRIFT_MAX_LIVE_KEYS or shorten "
+                                      f"--idle-close)", line)
+            return
+        kw = touched.get(key) or KeyWindows.from_dict(state.get(key))
+        source = None if rec.source_offset is None else (
+            rec.source_partition or 0, rec.source_offset * MAX_EVENTS_PER_MESSAGE + rec.source_index)
+        probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
+        res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source)
+        if res.duplicate:
+            return
+        last_seen[key] = time.monotonic()
+        kw.partition = ev.message.partition
+        touched[key] = kw
+        await emit(res.closed)
+        if res.late:
+            log.info("late event %s for %s window %s", rec.id, key, res.window_start)
+            metrics.late.inc()
+            lr = LateEvent(record=rec, window_start=res.window_start, closed_until=res.closed_until)
+            await late.send(key=key.encode(), value=lr.to_bytes())
+        remember(key, kw)
 
     async def close_idle(partition: int) -> None:
         if settings.idle_close_seconds <= 0:
@@ -187,6 +208,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             kw = KeyWindows.from_dict(value)
             await emit(kw.close_all(cfg, key, "idle"))
             remember(key, kw)
+            store(key, kw)
 
     if settings.idle_close_seconds > 0:
         @app.timer(interval=max(0.5, min(settings.idle_close_seconds / 2, 30.0)))

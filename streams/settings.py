@@ -129,7 +129,7 @@ class Settings:
     alert_cooldown_windows: int = _POLICY.cooldown_windows
     alert_keys: int = _POLICY.family_size  # monitored keys, for the Bonferroni adjustment
     classifier: str = "default"
-    batch_size: int = 64
+    batch_size: int = 1000  # most messages a stage takes from Kafka at once; the classifier gets them in one call
     batch_within_seconds: float = 0.2
     max_message_bytes: int = 1_000_000
     metrics_port: int = 0  # Prometheus /metrics on metrics_host:metrics_port; 0 = off

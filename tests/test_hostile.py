@@ -16,7 +16,7 @@ from classifier.rules import RuleClassifier
 from ops.kafka import ensure_topics, read_topic
 from ops.worker_process import WorkerProcess
 from streams.offline import run_offline
-from streams.records import DeadLetter, ResponseEvent, WindowStatistic
+from streams.records import ClassifiedResponse, DeadLetter, ResponseEvent, WindowStatistic, pack_lines
 from tests.test_pipeline import T0, comparable, ev, scenario, windows_of
 from tests.texts import PAIRS
 
@@ -125,3 +125,31 @@ def test_the_live_key_limit_dead_letters_the_events_of_further_keys(settings, tm
     assert sorted(w.monitor_key for w in ws) == ["key-0", "key-1", "key-2"]
     assert all(isinstance(w, WindowStatistic) and w.n == 1 for w in ws)
     assert len(dls) == 5 and all("max_live_keys=3" in d.reason and d.stage == "windows" for d in dls)
+
+
+def test_a_bad_line_in_a_packed_classified_message_is_dead_lettered_alone(settings, tmp_path):
+    """The classify stage packs a key's records into one message as JSON Lines; the window stage takes
+    each line on its own: a bad line is dead-lettered with its position, the others are counted."""
+    settings = settings.replace(partitions=1, idle_close_seconds=4.0)
+    asyncio.run(ensure_topics(settings))
+
+    def classified(i: int, code: str) -> bytes:
+        return ClassifiedResponse(id=f"c{i}", monitor_key="alpha", event_time=T0 + 5 + i, category=code,
+                                  probs={code: 1.0}, model_version="test", source_partition=0,
+                                  source_offset=i).to_bytes()
+
+    bad_json, bad_code = b'{"id": "c9", "monitor_key": ', classified(3, "g1").replace(b'"g1"', b'"zz"')
+    packed = pack_lines([classified(0, "g1"), bad_json, classified(1, "g2"), bad_code, classified(2, "g2")])
+    assert len(packed) == 1
+    asyncio.run(send_raw(settings.broker, settings.topics.classified, [(b"alpha", packed[0])]))
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        ws = windows_of(settings, expect=1)
+        dls = [DeadLetter.parse_bytes(r) for r in asyncio.run(
+            read_topic(settings.broker, settings.topics.deadletter, expect=2, timeout=60))]
+        assert worker.running
+    assert [(w.n, w.counts["g1"], w.counts["g2"]) for w in ws] == [(3, 1, 2)]
+    reasons = sorted(d.reason for d in dls)
+    assert reasons[0].startswith("category 'zz' (line 4 of 5) is not in taxonomy")
+    assert reasons[1].startswith("invalid classified record (line 2 of 5): ")
+    assert sorted(base64.b64decode(d.payload_b64) for d in dls) == sorted([bad_json, bad_code])
+    assert all(d.stage == "windows" for d in dls)

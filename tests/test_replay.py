@@ -418,3 +418,11 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
     assert from_topic["windows"] == from_file["windows"] and from_topic["alerts"] == from_file["alerts"]
     assert from_topic["input"]["kafka"]["messages"] == len(events)
     assert from_topic["input"]["kafka"]["topic"] == settings.topics.responses
+    # the worker's classified topic (several records per message, as JSON Lines) replays to the same windows
+    r = cli("replay", "--topic", settings.topics.classified, "--broker", str(settings.broker), "--idle", "2s",
+            "--from", T0, "--to", T0 + 3600, *ARGS, "--json", tmp_path / "classified.json")
+    assert r.returncode == 0, r.stderr
+    from_classified = json.loads((tmp_path / "classified.json").read_text())
+    assert from_classified["input"]["kafka"]["messages"] < len(events)
+    assert from_classified["input"]["n_events"] == len(events)
+    assert from_classified["windows"] == from_file["windows"] and from_classified["alerts"] == from_file["alerts"]
