@@ -33,6 +33,7 @@ from ops.broker import EmbeddedBroker
 from ops.kafka import ensure_topics, make_producer, send_all
 from ops.scenario import demo_events
 from ops.worker_process import WorkerProcess
+from streams.gc_tuning import tune_gc
 from streams.kafka_config import consumer_config, producer_config
 from streams.records import ResponseEvent, WindowStatistic, is_tick
 from streams.settings import BrokerURL, Settings
@@ -163,6 +164,7 @@ def _classifier_alone(events: list[ResponseEvent], batch_size: int) -> float:
 
     clf = load_classifier("default")
     clf.predict_proba([events[0].prompt], [events[0].response])  # warm-up
+    tune_gc()  # the worker's collector settings
     t0 = time.perf_counter()
     for s in range(0, len(events), batch_size):
         chunk = events[s: s + batch_size]

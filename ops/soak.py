@@ -24,6 +24,7 @@ from ops.broker import EmbeddedBroker
 from ops.kafka import ensure_topics, make_producer
 from ops.scenario import demo_events
 from ops.worker_process import WorkerProcess
+from streams.gc_tuning import tune_gc
 from streams.records import ResponseEvent, is_tick, split_lines
 from streams.settings import BrokerURL, Settings
 
@@ -126,6 +127,7 @@ def measure_capacity(settings: Settings, events: list[ResponseEvent]) -> float:
     clf = load_classifier(settings.classifier)
     batch = events[: min(settings.batch_size, 64)]  # about what a poll holds at steady load
     clf.predict_proba([e.prompt for e in batch], [e.response for e in batch])
+    tune_gc()  # the worker's collector settings
     t0, n = time.perf_counter(), 0
     while time.perf_counter() - t0 < 5.0:
         clf.predict_proba([e.prompt for e in batch], [e.response for e in batch])

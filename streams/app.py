@@ -28,6 +28,7 @@ import faust
 from classifier.base import Classifier
 from streams.alerting import RIVER_RULES, AlertState, evaluate
 from streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
+from streams.gc_tuning import tune_gc
 from streams.metrics import WorkerMetrics
 from streams.records import (
     ClassifiedResponse,
@@ -250,4 +251,6 @@ def run_worker(settings: Settings, classifier: Classifier) -> None:
 
     app = create_app(settings, classifier)
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    tune_gc()
     worker.execute_from_commandline()
+
