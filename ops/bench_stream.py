@@ -172,7 +172,7 @@ def _classifier_alone(events: list[ResponseEvent], batch_size: int) -> float:
     return len(events) / (time.perf_counter() - t0)
 
 
-def run_bench(n_null: int = 20000, n_real: int = 1200, seed: int = 0, partitions: int = 4,
+def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions: int = 4,
               timeout: float = 300.0) -> dict[str, Any]:
     from classifier.default_model import ensure_default_model
 

@@ -66,7 +66,7 @@ def stream(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     events: Annotated[int, typer.Option(min=500, max=1_000_000, help="events for the Kafka and null runs")] = 20000,
     real_events: Annotated[int, typer.Option(min=100, max=100_000, help="events for the default classifier")]
-        = 1200,
+        = 2400,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Events/s on an embedded broker: raw Kafka copy, the null pipeline, the classifier alone, the pipeline."""
