@@ -174,10 +174,7 @@ def read_records(path: Path) -> Iterator[Decoded]:
             for n, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
-                try:
-                    yield n, json.loads(line), None
-                except (ValueError, RecursionError) as err:
-                    yield n, None, f"invalid JSON: {err}"
+                yield n, *_decode_json(line)
     except (OSError, EOFError, csv.Error) as err:
         raise ReplayError(f"input {path}: cannot read: {err}") from None
 
@@ -281,23 +278,23 @@ def read_files(paths: Iterable[Path], opts: ReplayOptions) -> ReplayInput:
     return reader.result
 
 
+def _decode_json(text: str | bytes) -> tuple[Any, str | None]:
+    """(the decoded JSON, None), or (None, the reason it is not JSON)."""
+    try:
+        return json.loads(text), None
+    except (ValueError, RecursionError) as err:
+        return None, f"invalid JSON: {err}"
+
+
 def _message_objects(value: bytes) -> list[tuple[Any, str | None]]:
     """The JSON objects of one message: the message itself, or, for JSON Lines (the ``classified`` topic
     packs several records per message), each line; (None, reason) where one is not JSON."""
-    try:
-        return [(json.loads(value), None)]
-    except (ValueError, RecursionError) as e:
-        whole = f"invalid JSON: {e}"
+    whole = _decode_json(value)
     lines = split_lines(value)
-    if len(lines) < 2:
-        return [(None, whole)]
-    out: list[tuple[Any, str | None]] = []
-    for n, line in enumerate(lines, 1):
-        try:
-            out.append((json.loads(line), None))
-        except (ValueError, RecursionError) as e:
-            out.append((None, f"line {n}: invalid JSON: {e}"))
-    return out
+    if whole[1] is None or len(lines) < 2:
+        return [whole]
+    decoded = (_decode_json(line) for line in lines)
+    return [(obj, None if err is None else f"line {n}: {err}") for n, (obj, err) in enumerate(decoded, 1)]
 
 
 def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, timeout: float = 3600.0) -> ReplayInput:
