@@ -101,9 +101,10 @@ async def _send_batched(producer: AIOKafkaProducer, topic: str, payloads: list[t
     plain ``send`` picks for the key): a fraction of the CPU of one ``send`` per message, which would
     otherwise compete with the worker for this machine's cores."""
     parts = sorted(await producer.partitions_for(topic))
+    partitioner = DefaultPartitioner()
     by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for key, value in payloads:
-        by_partition.setdefault(DefaultPartitioner()(key, parts, parts), []).append((key, value))
+        by_partition.setdefault(partitioner(key, parts, parts), []).append((key, value))
     acks = []
     for partition, items in by_partition.items():
         batch = producer.create_batch()
