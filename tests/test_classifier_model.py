@@ -116,6 +116,16 @@ def test_a_pairs_label_does_not_depend_on_its_batch_mates(default_model, precisi
     np.testing.assert_allclose(alone, whole[:20], atol=1e-5)
 
 
+def test_int8_pairs_side_by_side_give_the_same_logits_as_one_at_a_time(default_model):
+    # on CPU, int8 runs several single-threaded calls at once; the logits must not change
+    ex = demo_corpus()[:40]
+    prompts, responses = [e.prompt for e in ex], [e.response for e in ex]
+    parallel = OnnxClassifier(default_model, "int8", threads=2)
+    serial = OnnxClassifier(default_model, "int8", threads=1)
+    assert (parallel.pair_workers, serial.pair_workers) == (2, 1)
+    np.testing.assert_array_equal(parallel.logits(prompts, responses), serial.logits(prompts, responses))
+
+
 def test_default_model_handles_empty_and_huge_inputs(default_model):
     clf = OnnxClassifier(default_model)
     probs = clf.predict_proba(["", "hi", "x " * 100_000], ["", "x" * 10_000_000, ""])
