@@ -6,9 +6,10 @@ All on one embedded broker (loopback), with the same seeded events:
   same client settings as the pipeline (the ceiling Kafka I/O puts on any pipeline here);
 - ``null_pipeline_eps``: the real worker with the free ``null`` classifier: the pipeline's own overhead;
 - ``classifier_alone_eps``: the default classifier on the same pairs in-process, in the worker's batch size
-  (the mean of a run before and one after the pipeline's);
-- ``pipeline_eps``: the real worker with the default classifier;
-- ``efficiency`` = pipeline_eps / classifier_alone_eps.
+  (median of ``rounds + 1`` runs, one before and one after each pipeline run);
+- ``pipeline_eps``: the real worker with the default classifier (median of ``rounds`` runs);
+- ``efficiency``: median over the rounds of a pipeline run's rate over the mean of the two classifier-alone
+  runs beside it (``efficiency_runs`` lists them).
 
 Worker rates are end to end, from input to window statistic, on a warm worker: once the started worker has
 classified one warm-up event, the events are sent at once, followed by one event per monitor key a window
@@ -20,6 +21,7 @@ its stages are.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -174,7 +176,7 @@ def _classifier_alone(events: list[ResponseEvent], batch_size: int) -> float:
 
 
 def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions: int = 4,
-              timeout: float = 300.0) -> dict[str, Any]:
+              timeout: float = 300.0, rounds: int = 2) -> dict[str, Any]:
     from classifier.default_model import ensure_default_model
 
     ensure_default_model()
@@ -189,15 +191,20 @@ def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions
                                                                 for e in events[:n_null]]))
         raw_eps = asyncio.run(_raw_copy(raw, raw.topics.responses, raw.topics.classified, n_null))
         null_eps = _pipeline(base, "null", "null", events[:n_null], work, timeout)
-        # The classifier alone runs before and after the pipeline, and their mean is the baseline, so a
-        # machine whose speed drifts during the run (shared CPUs) biases the efficiency less.
-        before = _classifier_alone(events[:n_real], base.batch_size)
-        real_eps = _pipeline(base, "default", "default", events[:n_real], work, timeout)
-        after = _classifier_alone(events[:n_real], base.batch_size)
-        alone = (before + after) / 2
+        # The classifier alone runs before and after each pipeline run (alone, pipeline, alone, pipeline,
+        # alone ...), and each run is compared with the mean of the two beside it: on shared CPUs whose
+        # speed drifts by ±20 % within minutes, the efficiency of one round is noisy, their median less so.
+        alone = [_classifier_alone(events[:n_real], base.batch_size)]
+        piped = []
+        for r in range(rounds):
+            piped.append(_pipeline(base, f"default-{r}", "default", events[:n_real], work, timeout))
+            alone.append(_classifier_alone(events[:n_real], base.batch_size))
+    ratios = [p / ((alone[i] + alone[i + 1]) / 2) for i, p in enumerate(piped)]
     return {"raw_kafka_eps": round(raw_eps, 1), "null_pipeline_eps": round(null_eps, 1),
-            "classifier_alone_eps": round(alone, 1), "pipeline_eps": round(real_eps, 1),
-            "efficiency": round(real_eps / alone, 3),
-            "classifier_alone_runs": [round(before, 1), round(after, 1)],
+            "classifier_alone_eps": round(statistics.median(alone), 1),
+            "pipeline_eps": round(statistics.median(piped), 1),
+            "efficiency": round(statistics.median(ratios), 3),
+            "classifier_alone_runs": [round(a, 1) for a in alone], "pipeline_runs": [round(p, 1) for p in piped],
+            "efficiency_runs": [round(x, 3) for x in ratios],
             "events": {"null": n_null, "real": n_real}, "partitions": partitions, "batch_size": base.batch_size,
             "broker": "embedded (tansu)"}

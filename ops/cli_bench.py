@@ -68,12 +68,14 @@ def stream(
     real_events: Annotated[int, typer.Option(min=100, max=100_000, help="events for the default classifier")]
         = 2400,
     seed: Annotated[int, typer.Option()] = 0,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="pipeline runs with the classifier, each between "
+                                        "two runs of the classifier alone")] = 2,
 ) -> None:
     """Events/s on an embedded broker: raw Kafka copy, the null pipeline, the classifier alone, the pipeline."""
     from ops.bench_stream import run_bench
 
     try:
-        result = run_bench(n_null=events, n_real=real_events, seed=seed)
+        result = run_bench(n_null=events, n_real=real_events, seed=seed, rounds=rounds)
     except (RuntimeError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None

@@ -153,6 +153,33 @@ def evaluate(
 
 
 @app.command()
+def card(
+    data: Annotated[Path, typer.Option(help="folder with val.jsonl and test.jsonl (valuedrift classifier prepare)")],
+    out: Annotated[Path, typer.Option(help="where to write the card's evaluation JSON, e.g. "
+                                           "classifier/weights/default/evaluation.json")],
+    model: Annotated[str, typer.Option(help="exported model folder, or 'default'")] = "default",
+    data_dir: Annotated[Path | None, typer.Option(help="shared data folder, for the XSTest annotators' κ "
+                                                        "[VALUEDRIFT_SHARED_DATA or ../shared/data]")] = None,
+) -> None:
+    """Rebuild a model card's evaluation: val and test (int8, fp32), the rules baseline, the human ceilings."""
+    from classifier.card import build_card
+    from classifier.datasets import DatasetError
+    from classifier.default_model import ensure_default_model
+    from classifier.training_data import shared_data_dir
+
+    try:
+        model_dir = ensure_default_model() if model == "default" else Path(model)
+        result = build_card(model_dir, data, data_dir or shared_data_dir())
+    except (DatasetError, FileNotFoundError, RuntimeError, ValueError) as err:
+        fail(str(err))
+    out.write_text(json.dumps(_clean(result), indent=2) + "\n")
+    t = result["test_int8"]
+    typer.echo(f"{out}: test accuracy {t['accuracy']:.3f} (int8), macro-F1 {t['macro_f1']:.3f}, "
+               f"κ {t['cohen_kappa']:.3f}; human κ XSTest {result['human_agreement_xstest']['cohen_kappa']}, "
+               f"hh-rlhf {result['human_agreement_hh_rlhf']['cohen_kappa']}")
+
+
+@app.command()
 def bench(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,

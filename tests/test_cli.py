@@ -6,8 +6,8 @@ import sys
 import pytest
 
 COMMANDS = ["broker", "worker", "topics", "schemas", "demo", "simulate", "replay", "probe", "soak", "sampler run",
-            "sampler bench", "classifier train", "classifier evaluate", "bench detectors", "bench replay",
-            "bench stream"]
+            "sampler bench", "classifier train", "classifier evaluate", "classifier card", "bench detectors",
+            "bench replay", "bench stream"]
 
 
 def run(*args, env=None, timeout=60):
@@ -27,6 +27,8 @@ def test_help(cmd):
     (["worker", "--partitions", "0"], "partitions must be >= 1"),
     (["worker", "--classifier", "gpt-judge", "--broker", "kafka://127.0.0.1:1"], "unknown classifier 'gpt-judge'"),
     (["topics", "--broker", "kafka://127.0.0.1:1"], "cannot reach the broker at kafka://127.0.0.1:1"),
+    (["classifier", "card", "--data", "/nonexistent", "--out", "/nonexistent/card.json", "--model", "/nonexistent"],
+     "/nonexistent/val.jsonl: no such file"),
 ])
 def test_bad_arguments_give_one_line(args, fragment):
     r = run(*args)

@@ -1,0 +1,73 @@
+"""The evaluation part of a model card (``classifier/weights/default/evaluation.json``), rebuilt by one command.
+
+``valuedrift classifier card --data DIR --model DIR --out FILE`` scores the exported model on the
+validation and test splits written by ``valuedrift classifier prepare`` (int8 as served, and fp32), the
+keyword-rules baseline on the test split, and puts the human ceilings beside them: the two XSTest
+annotators' κ (from its CSVs) and the κ between two independent annotations of the same hh-rlhf turns
+(``classifier/labels``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from classifier.datasets import load_jsonl
+from classifier.evaluation import evaluate
+from classifier.metrics import cohen_kappa
+from classifier.taxonomy import DEFAULT_TAXONOMY
+
+SPLIT = {"method": "hash of the prompt (and conversation for hh-rlhf), seed 13", "fractions": [0.7, 0.15, 0.15],
+         "command": "valuedrift classifier prepare --out DIR; valuedrift classifier evaluate --data DIR/test.jsonl "
+                    "--json"}
+INT8 = "per-channel dynamic int8 of the weight MatMuls of encoder layers 1-4, one pair per run"
+
+
+def _labels(name: str) -> dict[str, str]:
+    text = (resources.files("classifier") / "labels" / name).read_text(encoding="utf-8")
+    return {o["id"]: o["label"] for o in map(json.loads, filter(None, text.splitlines()))}
+
+
+def hh_annotator_agreement() -> dict[str, Any]:
+    """Cohen's κ between the committed hh-rlhf labels and a second, blind annotation of some of the same turns.
+
+    >>> r = hh_annotator_agreement()
+    >>> r["n"] > 100 and 0.0 < r["cohen_kappa"] <= 1.0
+    True
+    """
+    first, second = _labels("hh_rlhf_labels.jsonl"), _labels("hh_rlhf_second_annotation.jsonl")
+    ids = sorted(set(first) & set(second))
+    a, b = [first[i] for i in ids], [second[i] for i in ids]
+    return {"n": len(ids), "agreement": round(sum(x == y for x, y in zip(a, b, strict=True)) / len(ids), 4),
+            "cohen_kappa": round(cohen_kappa(a, b, DEFAULT_TAXONOMY.codes), 4),
+            "note": "two independent annotations of the same hh-rlhf last turns under classifier/labels/RUBRIC.md"}
+
+
+def xstest_annotator_agreement(data_dir: Path) -> dict[str, Any]:
+    from classifier import xstest
+
+    a, b = xstest.human_labels(data_dir)
+    return {"cohen_kappa": round(cohen_kappa(a, b, DEFAULT_TAXONOMY.codes), 4),
+            "note": "agreement of the two XSTest annotators' labels (its CSVs) on all completions, for scale"}
+
+
+def build_card(model_dir: Path, data_dir: Path, shared_data: Path) -> dict[str, Any]:
+    """Score the model in ``model_dir`` on ``data_dir/{val,test}.jsonl``; return the card's evaluation part."""
+    from classifier.onnx_model import OnnxClassifier
+    from classifier.rules import RuleClassifier
+
+    val, test = load_jsonl(data_dir / "val.jsonl"), load_jsonl(data_dir / "test.jsonl")
+    int8, fp32 = OnnxClassifier(model_dir, "int8"), OnnxClassifier(model_dir, "fp32")
+    rules = evaluate(RuleClassifier(), test)[0]
+    return {
+        "split": SPLIT,
+        "test_int8": evaluate(int8, test)[0],
+        "test_fp32": evaluate(fp32, test)[0],
+        "val_int8": evaluate(int8, val)[0],
+        "rules_baseline_test": {k: rules[k] for k in ("n", "accuracy", "macro_f1", "cohen_kappa", "accuracy_3class")},
+        "human_agreement_xstest": xstest_annotator_agreement(shared_data),
+        "human_agreement_hh_rlhf": hh_annotator_agreement(),
+        "int8": INT8,
+    }
