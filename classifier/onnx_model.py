@@ -1,7 +1,8 @@
 """Serving: the exported pair classifier under ONNX Runtime, with no torch import.
 
 Providers are chosen automatically (CUDA when ``onnxruntime-gpu`` finds a GPU, else CPU) and the choice
-is logged; inputs are sorted by length and batched so padding stays small.
+is logged. fp32 sorts inputs by length and batches them so padding stays small; int8 runs one pair per
+call (its activation scales are per call) and, on CPU, as many calls side by side as it has threads.
 """
 
 from __future__ import annotations
