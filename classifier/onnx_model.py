@@ -98,7 +98,7 @@ class OnnxClassifier:
         self.providers = self.session.get_providers()
         self.threads = n
         # One pair per call leaves ONNX Runtime's intra-op threads idle between small operators: on CPU,
-        # n calls side by side on one single-threaded session run ~1.5x faster than one n-threaded call
+        # n calls side by side on one single-threaded session run up to ~1.5x faster than one n-threaded call
         # at a time (2 cores), and each pair's logits stay bit-identical.
         self.pair_workers = n if self.batch_size == 1 and self.providers[0] == "CPUExecutionProvider" else 1
         self._single_threaded = self._session(path, 1, providers) if self.pair_workers > 1 else None
