@@ -172,7 +172,10 @@ def card(
         result = build_card(model_dir, data, data_dir or shared_data_dir())
     except (DatasetError, FileNotFoundError, RuntimeError, ValueError) as err:
         fail(str(err))
-    out.write_text(json.dumps(_clean(result), indent=2) + "\n")
+    try:
+        out.write_text(json.dumps(_clean(result), indent=2) + "\n")
+    except OSError as err:
+        fail(f"cannot write {out}: {err.strerror}")
     t = result["test_int8"]
     typer.echo(f"{out}: test accuracy {t['accuracy']:.3f} (int8), macro-F1 {t['macro_f1']:.3f}, "
                f"κ {t['cohen_kappa']:.3f}; human κ XSTest {result['human_agreement_xstest']['cohen_kappa']}, "

@@ -189,3 +189,20 @@ def test_int8_agrees_with_fp32_on_validation_data(default_model):
     # what the flips cost: int8 may not lose more than half a point of accuracy (measured: it gains 0.6)
     truth = np.array([DEFAULT_TAXONOMY.codes.index(e.label) for e in val])
     assert (int8 == truth).mean() >= (fp32 == truth).mean() - 0.005
+
+
+def test_card_scores_both_splits_and_puts_the_human_ceilings_beside_them(tmp_path, default_model):
+    from classifier.card import build_card
+    from classifier.training_data import shared_data_dir
+
+    if not (shared_data_dir() / "xstest").is_dir():
+        pytest.skip(f"shared data not found at {shared_data_dir()} (set VALUEDRIFT_SHARED_DATA)")
+    ex = demo_corpus()
+    write_jsonl(ex[:30], tmp_path / "val.jsonl")
+    write_jsonl(ex[30:70], tmp_path / "test.jsonl")
+    card = build_card(default_model, tmp_path, shared_data_dir())
+    assert (card["val_int8"]["n"], card["test_int8"]["n"], card["test_fp32"]["n"]) == (30, 40, 40)
+    assert card["test_int8"]["model_version"].endswith("-int8") and card["test_fp32"]["model_version"].endswith("-fp32")
+    assert card["rules_baseline_test"]["n"] == 40 and 0 <= card["rules_baseline_test"]["accuracy"] <= 1
+    assert 0.9 < card["human_agreement_xstest"]["cohen_kappa"] <= 1
+    assert card["human_agreement_hh_rlhf"]["n"] >= 190
