@@ -37,7 +37,8 @@ def by_source(examples: Sequence[Example], predicted: Sequence[str], codes: Sequ
     for src in sorted({e.source or "unknown" for e in examples}):
         idx = [i for i, e in enumerate(examples) if (e.source or "unknown") == src]
         rep = classification_report([examples[i].label for i in idx], [predicted[i] for i in idx], codes)
-        out[src] = {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]}
+        out[src] = {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+                    "cohen_kappa": rep["cohen_kappa"]}  # beside the human annotators' κ on that source
     return out
 
 
