@@ -187,11 +187,13 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     n: Annotated[int, typer.Option(min=8, help="sequences per measurement")] = 64,
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="passes over the engines; each reports its median")]
+        = 3,
 ) -> None:
     """Sequences/s for torch eager, ONNX fp32 and ONNX int8 at batch 1, 8 and 32 (same model, inputs, threads)."""
     from classifier.benchmark import run_bench
 
-    result = run_bench(threads=threads, n=n)
+    result = run_bench(threads=threads, n=n, rounds=rounds)
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -206,3 +206,14 @@ def test_card_scores_both_splits_and_puts_the_human_ceilings_beside_them(tmp_pat
     assert card["rules_baseline_test"]["n"] == 40 and 0 <= card["rules_baseline_test"]["accuracy"] <= 1
     assert 0.9 < card["human_agreement_xstest"]["cohen_kappa"] <= 1
     assert card["human_agreement_hh_rlhf"]["n"] >= 190
+
+
+def test_bench_reports_the_median_of_every_engine_and_batch_and_their_ratio(default_model):
+    from classifier.benchmark import BATCHES, run_bench
+
+    r = run_bench(threads=1, n=8, rounds=2)
+    engines = ("torch_eager", "onnx_fp32", "onnx_int8")
+    assert sorted((x["engine"], x["batch"]) for x in r["results"]) == sorted((e, b) for e in engines for b in BATCHES)
+    assert all(x["seq_per_s"] > 0 for x in r["results"]) and r["rounds"] == 2
+    at8 = {x["engine"]: x["seq_per_s"] for x in r["results"] if x["batch"] == 8}
+    assert r["speedup_int8_vs_torch"] == round(at8["onnx_int8"] / at8["torch_eager"], 2)
