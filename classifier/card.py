@@ -9,25 +9,20 @@ annotators' κ (from its CSVs) and the κ between two independent annotations of
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from classifier.datasets import load_jsonl
 from classifier.evaluation import evaluate
 from classifier.metrics import cohen_kappa
+from classifier.splits import FRACTIONS
 from classifier.taxonomy import DEFAULT_TAXONOMY
+from classifier.training_data import SEED, hh_labels
 
-SPLIT = {"method": "hash of the prompt (and conversation for hh-rlhf), seed 13", "fractions": [0.7, 0.15, 0.15],
+SPLIT = {"method": f"hash of the prompt (and conversation for hh-rlhf), seed {SEED}", "fractions": list(FRACTIONS),
          "command": "valuedrift classifier prepare --out DIR; valuedrift classifier evaluate --data DIR/test.jsonl "
                     "--json"}
 INT8 = "per-channel dynamic int8 of the weight MatMuls of encoder layers 1-4, one pair per run"
-
-
-def _labels(name: str) -> dict[str, str]:
-    text = (resources.files("classifier") / "labels" / name).read_text(encoding="utf-8")
-    return {o["id"]: o["label"] for o in map(json.loads, filter(None, text.splitlines()))}
 
 
 def hh_annotator_agreement() -> dict[str, Any]:
@@ -37,7 +32,7 @@ def hh_annotator_agreement() -> dict[str, Any]:
     >>> r["n"] > 100 and 0.0 < r["cohen_kappa"] <= 1.0
     True
     """
-    first, second = _labels("hh_rlhf_labels.jsonl"), _labels("hh_rlhf_second_annotation.jsonl")
+    first, second = hh_labels(), hh_labels("hh_rlhf_second_annotation.jsonl")
     ids = sorted(set(first) & set(second))
     a, b = [first[i] for i in ids], [second[i] for i in ids]
     return {"n": len(ids), "agreement": round(sum(x == y for x, y in zip(a, b, strict=True)) / len(ids), 4),

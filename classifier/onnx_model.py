@@ -96,7 +96,6 @@ class OnnxClassifier:
         providers = choose_providers(providers)
         self.session = self._session(path, n, providers)
         self.providers = self.session.get_providers()
-        self.threads = n
         # One pair per call leaves ONNX Runtime's intra-op threads idle between small operators: on CPU,
         # n calls side by side on one single-threaded session run up to ~1.5x faster than one n-threaded call
         # at a time (2 cores), and each pair's logits stay bit-identical.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from classifier.datasets import Example
 
+FRACTIONS = (0.7, 0.15, 0.15)  # train, validation, test
 
 def _unit(key: str, seed: int) -> float:
     h = hashlib.sha256(f"{seed}:{key}".encode()).digest()
@@ -28,7 +29,7 @@ def assign(key: str, seed: int, fractions: tuple[float, float, float]) -> str:
     return "val" if u < fractions[0] + fractions[1] else "test"
 
 
-def split_by_key(examples: Sequence[Example], seed: int = 13, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+def split_by_key(examples: Sequence[Example], seed: int = 13, fractions: tuple[float, float, float] = FRACTIONS
                  ) -> tuple[list[Example], list[Example], list[Example]]:
     """Split examples by ``split_key`` (falling back to the id)."""
     parts: dict[str, list[Example]] = {"train": [], "val": [], "test": []}

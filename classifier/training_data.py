@@ -29,9 +29,9 @@ def shared_data_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def hh_labels() -> dict[str, str]:
-    """The committed labels of hh-rlhf last turns, by id."""
-    text = (resources.files("classifier") / "labels" / "hh_rlhf_labels.jsonl").read_text(encoding="utf-8")
+def hh_labels(name: str = "hh_rlhf_labels.jsonl") -> dict[str, str]:
+    """The committed labels of hh-rlhf last turns, by id (``name``: a file in ``classifier/labels``)."""
+    text = (resources.files("classifier") / "labels" / name).read_text(encoding="utf-8")
     return {o["id"]: o["label"] for o in map(json.loads, filter(None, text.splitlines()))}
 
 

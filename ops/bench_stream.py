@@ -31,6 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 
+from classifier.base import Classifier
 from ops.broker import EmbeddedBroker
 from ops.kafka import ensure_topics, make_producer, send_all
 from ops.scenario import demo_events
@@ -162,10 +163,7 @@ def _pipeline(base: Settings, name: str, classifier: str, events: list[ResponseE
             raise RuntimeError(f"{err}; worker log:\n{worker.log_tail()}") from None
 
 
-def _classifier_alone(events: list[ResponseEvent], batch_size: int) -> float:
-    from classifier.loading import load_classifier
-
-    clf = load_classifier("default")
+def _classifier_alone(clf: Classifier, events: list[ResponseEvent], batch_size: int) -> float:
     clf.predict_proba([events[0].prompt], [events[0].response])  # warm-up
     tune_gc()  # the worker's collector settings
     t0 = time.perf_counter()
@@ -178,6 +176,7 @@ def _classifier_alone(events: list[ResponseEvent], batch_size: int) -> float:
 def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions: int = 4,
               timeout: float = 300.0, rounds: int = 2) -> dict[str, Any]:
     from classifier.default_model import ensure_default_model
+    from classifier.loading import load_classifier
 
     ensure_default_model()
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="valuedrift-bench-") as tmp:
@@ -194,11 +193,12 @@ def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions
         # The classifier alone runs before and after each pipeline run (alone, pipeline, alone, pipeline,
         # alone ...), and each run is compared with the mean of the two beside it: on shared CPUs whose
         # speed drifts by ±20 % within minutes, the efficiency of one round is noisy, their median less so.
-        alone = [_classifier_alone(events[:n_real], base.batch_size)]
+        clf = load_classifier("default")  # one session for every classifier-alone run
+        alone = [_classifier_alone(clf, events[:n_real], base.batch_size)]
         piped = []
         for r in range(rounds):
             piped.append(_pipeline(base, f"default-{r}", "default", events[:n_real], work, timeout))
-            alone.append(_classifier_alone(events[:n_real], base.batch_size))
+            alone.append(_classifier_alone(clf, events[:n_real], base.batch_size))
     ratios = [p / ((alone[i] + alone[i + 1]) / 2) for i, p in enumerate(piped)]
     return {"raw_kafka_eps": round(raw_eps, 1), "null_pipeline_eps": round(null_eps, 1),
             "classifier_alone_eps": round(statistics.median(alone), 1),

@@ -253,4 +253,3 @@ def run_worker(settings: Settings, classifier: Classifier) -> None:
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     tune_gc()
     worker.execute_from_commandline()
-
