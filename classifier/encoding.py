@@ -78,17 +78,25 @@ class PairEncoder:
         return text[:half] + " … " + text[-half:]
 
     def ids(self, prompt: str, response: str) -> list[int]:
+        return self.ids_many([prompt], [response])[0]
+
+    def ids_many(self, prompts: Sequence[str], responses: Sequence[str]) -> list[list[int]]:
+        """The ids of many pairs, tokenised in one call (the tokenizer spreads it over its threads)."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         t = self.template
         specials = len(t.prefix) + len(t.middle) + len(t.suffix)
-        p_ids, r_ids = (e.ids for e in self.tokenizer.encode_batch(
-            [self._clip(prompt), self._clip(response)], add_special_tokens=False))
-        p_ids = p_ids[: t.max_prompt_tokens]
-        r_ids = head_tail(r_ids, t.max_length - specials - len(p_ids))
-        return [*t.prefix, *p_ids, *t.middle, *r_ids, *t.suffix]
+        texts = [self._clip(x) for pair in zip(prompts, responses) for x in pair]
+        encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        rows = []
+        for i in range(0, len(encoded), 2):
+            p_ids = encoded[i].ids[: t.max_prompt_tokens]
+            r_ids = head_tail(encoded[i + 1].ids, t.max_length - specials - len(p_ids))
+            rows.append([*t.prefix, *p_ids, *t.middle, *r_ids, *t.suffix])
+        return rows
 
     def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        rows = [self.ids(p, r) for p, r in zip(prompts, responses, strict=True)]
-        return self.pad(rows)
+        return self.pad(self.ids_many(prompts, responses))
 
     def pad(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         width = max((len(r) for r in rows), default=1)

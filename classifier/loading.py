@@ -11,8 +11,10 @@ from classifier.rules import RuleClassifier
 CHOICES = ("default", "rules", "null", "<exported model directory>")
 
 
-def load_classifier(spec: str, precision: str = "int8") -> Classifier:
+def load_classifier(spec: str, precision: str = "auto") -> Classifier:
     """Return the classifier named by ``spec``; raise ValueError naming the choices when unknown.
+
+    ``precision`` applies to ONNX models: ``auto`` (fp16 on CUDA, int8 on CPU), ``int8``, ``fp16`` or ``fp32``.
 
     >>> load_classifier("rules").version
     'rules-1'

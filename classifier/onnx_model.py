@@ -1,8 +1,9 @@
 """Serving: the exported pair classifier under ONNX Runtime, with no torch import.
 
 Providers are chosen automatically (CUDA when ``onnxruntime-gpu`` finds a GPU, else CPU) and the choice
-is logged. fp32 sorts inputs by length and batches them so padding stays small; int8 runs one pair per
-call (its activation scales are per call) and, on CPU, as many calls side by side as it has threads.
+is logged. fp32 and fp16 sort inputs by length and batch them so padding stays small; int8 runs one pair
+per call (its activation scales are per call) and, on CPU, as many calls side by side as it has threads.
+Precision ``auto`` is fp16 on CUDA and int8 on CPU.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import numpy as np
 import onnxruntime as ort
 
 from classifier.encoding import PairEncoder
+from classifier.half import FP16_FILE, ensure_fp16
 from classifier.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
 
 log = logging.getLogger("valuedrift.classifier")
 
-PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": FP16_FILE}
+PRECISION_CHOICES = (*PRECISIONS, "auto")
 
 
 def both_runtimes_installed() -> bool:
@@ -74,9 +77,15 @@ class OnnxClassifier:
     def __init__(self, model_dir: str | Path, precision: str = "int8", providers: str = "auto",
                  threads: int | None = None, batch_size: int | None = None) -> None:
         self.model_dir = Path(model_dir)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+        providers = choose_providers(providers)
+        if precision == "auto":
+            precision = "fp16" if providers[0] == "CUDAExecutionProvider" else "int8"
+        self.precision = precision
         path = self.model_dir / PRECISIONS[precision]
+        if precision == "fp16" and (self.model_dir / "model.onnx").exists():
+            path = ensure_fp16(self.model_dir)
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: is {self.model_dir} an exported valuedrift model "
                                     f"(valuedrift classifier export / build-default)?")
@@ -85,7 +94,7 @@ class OnnxClassifier:
         self.version = f"{self.meta['version']}-{precision}"
         # held-out confusion matrix (true x predicted) from the model card, for confusion-corrected entropy
         evaluation = self.meta.get("evaluation") or {}
-        card = evaluation.get(f"test_{precision}") or evaluation.get("test_int8") or {}
+        card = evaluation.get(f"test_{precision}") or evaluation.get("test_fp32") or evaluation.get("test_int8") or {}
         self.confusion: list[list[float]] | None = card.get("confusion")
         self.encoder = PairEncoder.from_dir(self.model_dir)
         # Dynamic int8 quantises activations with one scale per tensor, i.e. per batch: batched, a pair's
@@ -93,7 +102,6 @@ class OnnxClassifier:
         # replay. So int8 runs one pair per call, unpadded; fp32 batches.
         self.batch_size = batch_size or (1 if precision == "int8" else 32)
         n = threads or int(os.environ.get("VALUEDRIFT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
-        providers = choose_providers(providers)
         self.session = self._session(path, n, providers)
         self.providers = self.session.get_providers()
         # One pair per call leaves ONNX Runtime's intra-op threads idle between small operators: on CPU,
@@ -118,7 +126,7 @@ class OnnxClassifier:
         return session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
 
     def logits(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        rows = [self.encoder.ids(p, r) for p, r in zip(prompts, responses, strict=True)]
+        rows = self.encoder.ids_many(prompts, responses)
         out = np.zeros((len(rows), self.taxonomy.size), dtype=np.float32)
         if self._single_threaded is not None and len(rows) > 1:
             if self._pool is None:

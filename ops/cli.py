@@ -121,6 +121,8 @@ def worker(
     keys: Annotated[int | None, typer.Option(
         help="number of monitored keys: z thresholds are Bonferroni-adjusted for them [1]")] = None,
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="ONNX precision: auto (fp16 on CUDA, int8 on CPU) | int8 | fp16 | fp32 [auto]")] = None,
     alert_sink: Annotated[list[str] | None, typer.Option(
         help="also deliver alerts to: stdout | jsonl:PATH | webhook:URL (repeatable; webhook bodies are signed "
              "with VALUEDRIFT_WEBHOOK_SECRET)")] = None,
@@ -151,13 +153,13 @@ def worker(
         alert_signals=signals, alert_combine=combine, alert_clear_windows=clear_windows,
         alert_cooldown_windows=cooldown_windows, alert_keys=keys,
         alert_sinks=",".join(alert_sink) if alert_sink else None, metrics_port=metrics_port,
-        classifier=classifier, partitions=partitions,
+        classifier=classifier, classifier_precision=precision, partitions=partitions,
         topic_prefix=topic_prefix,
         input_topic=input_topic, input_format=input_format, input_map=input_map, input_key=input_key,
         batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
     )
     try:
-        clf = load_classifier(settings.classifier)
+        clf = load_classifier(settings.classifier, precision=settings.classifier_precision)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
     quiet_kafka_logs()

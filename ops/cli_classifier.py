@@ -122,7 +122,7 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="labelled JSONL to score")],
     model: Annotated[str, typer.Option(help="exported model folder, 'rules', or 'default'")] = "default",
     predictions: Annotated[Path | None, typer.Option(help="write one JSON line per input here")] = None,
-    precision: Annotated[str, typer.Option(help="int8 | fp32")] = "int8",
+    precision: Annotated[str, typer.Option(help="int8 | fp32 | fp16 | auto (fp16 on CUDA, else int8)")] = "int8",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Score a classifier on labelled data: accuracy, macro-F1, per class, confusion, Cohen's κ."""

@@ -369,7 +369,8 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         from classifier.loading import load_classifier
 
         try:
-            clf = load_classifier(opts.classifier)
+            # int8, one pair per call, whatever the hardware: an audit's labels must not depend on batching
+            clf = load_classifier(opts.classifier, precision="int8")
         except (ValueError, FileNotFoundError, RuntimeError) as err:
             raise ReplayError(str(err)) from None
         events = list(inp.events)

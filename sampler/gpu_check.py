@@ -1,8 +1,9 @@
 """GPU check of the hf backend: CUDA generation with k = 100 in bf16, seeded repeatability, packing, speed.
 
-    python -m sampler.gpu_check [--model DIR] [--k 100] [--dtype bfloat16] [--allow-cpu]
+    python -m sampler.gpu_check [--model DIR] [--k 100] [--dtype bfloat16] [--layers 4 --width 256] [--allow-cpu]
 
-Builds the tiny random model unless ``--model`` names a local directory; prints one JSON object and exits
+Builds a random GPT-2-style model (4 layers, width 256 by default; ``--layers 12 --width 768`` is GPT-2
+small's shape) unless ``--model`` names a local directory; prints one JSON object and exits
 0 when every check passed (1 otherwise, 2 when there is no CUDA device and ``--allow-cpu`` was not given).
 Designed to finish well under 5 minutes on one GPU.
 """
@@ -52,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    ap.add_argument("--layers", type=int, default=4, help="layers of the random model [4]")
+    ap.add_argument("--width", type=int, default=256, help="hidden size of the random model, heads of 64 [256]")
     ap.add_argument("--allow-cpu", action="store_true", help="run on CPU when there is no GPU (float32)")
     args = ap.parse_args(argv)
+    if args.layers < 1 or args.width < 64 or args.width % 64:
+        ap.error(f"--layers must be >= 1 and --width a multiple of 64, got {args.layers} and {args.width}")
 
     import torch
 
@@ -72,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         if model is None:
             from sampler.tiny import build_tiny_model
 
-            model = build_tiny_model(Path(tmp) / "tiny", n_layer=4, n_embd=256, n_head=4)
+            model = build_tiny_model(Path(tmp) / "tiny", n_layer=args.layers, n_embd=args.width,
+                                     n_head=args.width // 64)
         backend = HFBackend(model, device=device, dtype=dtype, batch_wait=0.05)
 
         async def go() -> dict[str, Any]:
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001 - reported in the JSON
             report["error"] = f"{err.__class__.__name__}: {err}"
     report.update(device=device, device_name=torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
-                  dtype=dtype, model=str(args.model or "tiny (random GPT-2, 4 layers, d=256)"),
+                  dtype=dtype, model=str(args.model or f"random GPT-2, {args.layers} layers, d={args.width}"),
                   total_seconds=round(time.perf_counter() - t0, 2))
     if device == "cuda":
         report["max_memory_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -129,6 +129,7 @@ class Settings:
     alert_cooldown_windows: int = _POLICY.cooldown_windows
     alert_keys: int = _POLICY.family_size  # monitored keys, for the Bonferroni adjustment
     classifier: str = "default"
+    classifier_precision: str = "auto"  # ONNX models: auto (fp16 on CUDA, int8 on CPU) | int8 | fp16 | fp32
     batch_size: int = 1000  # most messages a stage takes from Kafka at once; the classifier gets them in one call
     batch_within_seconds: float = 0.2
     max_message_bytes: int = 1_000_000
@@ -146,6 +147,9 @@ class Settings:
             raise ValueError(f"partitions must be >= 1, got {self.partitions}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.classifier_precision not in ("auto", "int8", "fp16", "fp32"):
+            raise ValueError(f"classifier_precision must be auto, int8, fp16 or fp32, "
+                             f"got {self.classifier_precision!r}")
         if self.idle_close_seconds < 0:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
         if not 0 <= self.metrics_port < 65536:

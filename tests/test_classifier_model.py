@@ -217,3 +217,41 @@ def test_bench_reports_the_median_of_every_engine_and_batch_and_their_ratio(defa
     assert all(x["seq_per_s"] > 0 for x in r["results"]) and r["rounds"] == 2
     at8 = {x["engine"]: x["seq_per_s"] for x in r["results"] if x["batch"] == 8}
     assert r["speedup_int8_vs_torch"] == round(at8["onnx_int8"] / at8["torch_eager"], 2)
+
+
+def test_fp16_is_converted_once_beside_fp32_and_agrees_with_it(tmp_path, default_model):
+    # GPUs run fp16: model.fp16.onnx is made from model.onnx on first use, then reused
+    for name in ("model.onnx", "tokenizer.json", "template.json", "model.json"):
+        (tmp_path / name).symlink_to(default_model / name)
+    ex = demo_corpus()
+    prompts, responses = [e.prompt for e in ex], [e.response for e in ex]
+    fp16 = OnnxClassifier(tmp_path, "fp16")
+    made = (tmp_path / "model.fp16.onnx").stat()
+    assert fp16.version.endswith("-fp16") and made.st_size < 0.6 * (default_model / "model.onnx").stat().st_size
+    want = OnnxClassifier(default_model, "fp32").logits(prompts, responses)
+    got = fp16.logits(prompts, responses)
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 0.05
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.99
+    OnnxClassifier(tmp_path, "fp16")
+    assert (tmp_path / "model.fp16.onnx").stat().st_mtime_ns == made.st_mtime_ns
+
+
+def test_auto_precision_is_int8_on_cpu_and_unknown_precisions_are_named(default_model):
+    assert OnnxClassifier(default_model, "auto").precision == "int8"
+    with pytest.raises(ValueError, match="auto"):
+        OnnxClassifier(default_model, "bf16")
+
+
+def test_gpu_check_needs_cuda_unless_told_and_its_dry_run_reports_every_engine(capsys, default_model):
+    from classifier import gpu_check
+
+    assert gpu_check.main([]) == 2  # this machine's onnxruntime has no CUDA provider
+    assert "onnxruntime-gpu" in json.loads(capsys.readouterr().out)["error"]
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--batches", "many"])
+    capsys.readouterr()
+    rc = gpu_check.main(["--allow-cpu", "--n", "16", "--cpu-n", "8", "--rounds", "1", "--batches", "8"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["ok"], report["failures"]
+    assert {r["engine"] for r in report["results"]} == {"cuda_fp32", "cuda_fp16", "cpu_fp32", "cpu_int8"}
+    assert report["parity"]["cuda_fp32_max_abs_logit_diff"] < 1e-5  # both on CPU here: the same engine

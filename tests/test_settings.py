@@ -52,3 +52,10 @@ def test_input_topic_override():
     assert t.responses == "chat" and t.classified == "p.classified"
     with pytest.raises(ValueError, match="unknown topic role"):
         t.name("nope")
+
+
+def test_classifier_precision_is_checked():
+    assert Settings.from_env({"VALUEDRIFT_CLASSIFIER_PRECISION": "fp16"}).classifier_precision == "fp16"
+    assert Settings.from_env({}).classifier_precision == "auto"
+    with pytest.raises(ValueError, match="auto, int8, fp16 or fp32"):
+        Settings.from_env({"VALUEDRIFT_CLASSIFIER_PRECISION": "half"})
