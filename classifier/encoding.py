@@ -86,7 +86,7 @@ class PairEncoder:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         t = self.template
         specials = len(t.prefix) + len(t.middle) + len(t.suffix)
-        texts = [self._clip(x) for pair in zip(prompts, responses) for x in pair]
+        texts = [self._clip(x) for pair in zip(prompts, responses, strict=True) for x in pair]
         encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         rows = []
         for i in range(0, len(encoded), 2):
