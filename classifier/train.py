@@ -42,6 +42,19 @@ class TrainConfig:
     patience: int = 2
     seed: int = 13
     threads: int = 2
+    device: str = "cpu"  # or "cuda" (or "cuda:N"); "auto" picks CUDA when torch sees a GPU
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error that says so."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch sees no CUDA GPU (torch {torch.__version__}); use cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device {name!r} is not a torch device (cpu, cuda, cuda:0, auto)") from err
 
 
 def seed_everything(seed: int) -> None:
@@ -61,13 +74,14 @@ def batches_by_length(lengths: Sequence[int], batch_size: int, rng: random.Rando
 def predict_logits(model: PairClassifier, encoder: PairEncoder, rows: list[list[int]], batch_size: int = 32
                    ) -> np.ndarray:
     model.eval()
+    device = model.head.weight.device
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     out = np.zeros((len(rows), model.head.out_features), dtype=np.float32)
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             ids, mask = encoder.pad([rows[i] for i in idx])
-            out[idx] = model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+            out[idx] = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).cpu().numpy()
     return out
 
 
@@ -76,6 +90,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     """Train, keep the epoch with the best validation macro-F1, and save the adapter; return the card."""
     if not train_ex or not val_ex:
         raise ValueError("training needs non-empty training and validation data")
+    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     kind, path = resolve_backbone(cfg.backbone)
@@ -83,15 +98,16 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     template = default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens)
     encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
     lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
+    model.to(device)
     codes = taxonomy.codes
     x_train = [encoder.ids(e.prompt, e.response) for e in train_ex]
-    y_train = torch.tensor([codes.index(e.label) for e in train_ex])
+    y_train = torch.tensor([codes.index(e.label) for e in train_ex], device=device)
     x_val = [encoder.ids(e.prompt, e.response) for e in val_ex]
     freq = Counter(e.label for e in train_ex)
     # sqrt-inverse-frequency class weights: rare categories (g2) matter without dominating
     weights = torch.tensor([(len(train_ex) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
     weights = weights / weights.mean()
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     rng = random.Random(cfg.seed)
@@ -108,7 +124,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
             total = 0.0
             for b, idx in enumerate(batches, 1):
                 ids, mask = encoder.pad([x_train[i] for i in idx])
-                logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+                logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
                 loss = loss_fn(logits, y_train[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -122,7 +138,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
             bar.console.print(f"epoch {epoch}: train loss {total / len(batches):.4f}  val accuracy "
                               f"{report['accuracy']:.3f}  val macro-F1 {report['macro_f1']:.3f}")
             if best is None or report["macro_f1"] > best[0]:
-                best = (report["macro_f1"], epoch, model.trainable_state())
+                best = (report["macro_f1"], epoch, {k: v.cpu() for k, v in model.trainable_state().items()})
             elif epoch - best[1] >= cfg.patience:
                 bar.console.print(f"early stop: no gain in validation macro-F1 for {cfg.patience} epochs")
                 break
@@ -141,6 +157,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "best_epoch": best[1],
         "history": history,
         "train_seconds": round(time.monotonic() - started, 1),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "data": {"train": dict(sorted(Counter(e.label for e in train_ex).items())),
                  "val": dict(sorted(Counter(e.label for e in val_ex).items())),
                  "train_sources": dict(Counter(e.source or "?" for e in train_ex)),

@@ -62,6 +62,7 @@ def train(
     seed: Annotated[int, typer.Option()] = 13,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     taxonomy: Annotated[str, typer.Option(help="five-class | three-class | taxonomy JSON file")] = "five-class",
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto (CUDA when torch sees a GPU)")] = "cpu",
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
     from classifier.train import TrainConfig
@@ -71,7 +72,7 @@ def train(
         fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
                       lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
-                      patience=patience, seed=seed, threads=threads)
+                      patience=patience, seed=seed, threads=threads, device=device)
     from classifier.taxonomy import load_taxonomy
 
     try:

@@ -156,6 +156,14 @@ def test_evaluate_cli_bad_file_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith(f"error: {bad}:1: unknown category 'g7'")
 
 
+def test_train_on_a_gpu_that_is_not_there_is_one_line(tmp_path, corpus_splits):
+    data, _ = corpus_splits
+    r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+            "--out", str(tmp_path / "a"), "--device", "cuda")
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: --device cuda: this torch sees no CUDA GPU")
+    assert not (tmp_path / "a").exists()
+
+
 def test_head_tail_truncation_keeps_both_ends():
     tpl = PairTemplate(prefix=(101,), middle=(102,), suffix=(102,), pad_id=0, max_length=16, max_prompt_tokens=4)
 
