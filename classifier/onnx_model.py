@@ -99,8 +99,10 @@ class OnnxClassifier:
         self.encoder = PairEncoder.from_dir(self.model_dir)
         # Dynamic int8 quantises activations with one scale per tensor, i.e. per batch: batched, a pair's
         # label would depend on its batch mates (measured: 1-2 % of labels flip), breaking deterministic
-        # replay. So int8 runs one pair per call, unpadded; fp32 batches.
-        self.batch_size = batch_size or (1 if precision == "int8" else 32)
+        # replay. So int8 runs one pair per call, unpadded; fp32 and fp16 batch: 32 pairs a call on CPU, 256
+        # on CUDA (on an H200, fp16 end to end: 12,300 pairs/s at 256 against 10,000 at 64).
+        on_cuda = providers[0] == "CUDAExecutionProvider"
+        self.batch_size = batch_size or (1 if precision == "int8" else 256 if on_cuda else 32)
         n = threads or int(os.environ.get("VALUEDRIFT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
         self.session = self._session(path, n, providers)
         self.providers = self.session.get_providers()
