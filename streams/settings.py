@@ -148,8 +148,8 @@ class Settings:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.classifier_precision not in ("auto", "int8", "fp16", "fp32"):
-            raise ValueError(f"classifier_precision must be auto, int8, fp16 or fp32, "
-                             f"got {self.classifier_precision!r}")
+            raise ValueError(f"classifier precision (--precision, VALUEDRIFT_CLASSIFIER_PRECISION) must be auto, "
+                             f"int8, fp16 or fp32, got {self.classifier_precision!r}")
         if self.idle_close_seconds < 0:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
         if not 0 <= self.metrics_port < 65536:

@@ -26,6 +26,7 @@ def test_help(cmd):
     (["worker", "--broker", "http://x:1"], "scheme must be kafka://"),
     (["worker", "--partitions", "0"], "partitions must be >= 1"),
     (["worker", "--classifier", "gpt-judge", "--broker", "kafka://127.0.0.1:1"], "unknown classifier 'gpt-judge'"),
+    (["worker", "--precision", "bf16", "--broker", "kafka://127.0.0.1:1"], "must be auto, int8, fp16 or fp32"),
     (["topics", "--broker", "kafka://127.0.0.1:1"], "cannot reach the broker at kafka://127.0.0.1:1"),
     (["classifier", "card", "--data", "/nonexistent", "--out", "/nonexistent/card.json", "--model", "/nonexistent"],
      "/nonexistent/val.jsonl: no such file"),

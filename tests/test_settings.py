@@ -57,5 +57,5 @@ def test_input_topic_override():
 def test_classifier_precision_is_checked():
     assert Settings.from_env({"VALUEDRIFT_CLASSIFIER_PRECISION": "fp16"}).classifier_precision == "fp16"
     assert Settings.from_env({}).classifier_precision == "auto"
-    with pytest.raises(ValueError, match="auto, int8, fp16 or fp32"):
+    with pytest.raises(ValueError, match="must be auto, int8, fp16 or fp32"):
         Settings.from_env({"VALUEDRIFT_CLASSIFIER_PRECISION": "half"})
