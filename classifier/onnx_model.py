@@ -111,7 +111,9 @@ class OnnxClassifier:
         # at a time (2 cores), and each pair's logits stay bit-identical.
         self.pair_workers = n if self.batch_size == 1 and self.providers[0] == "CPUExecutionProvider" else 1
         self._single_threaded = self._session(path, 1, providers) if self.pair_workers > 1 else None
-        self._pool: ThreadPoolExecutor | None = None
+        # made here, not on first use, so two threads' first calls cannot make two (its threads start lazily)
+        self._pool = (ThreadPoolExecutor(self.pair_workers, thread_name_prefix="valuedrift-onnx")
+                      if self._single_threaded is not None else None)
         log.info("classifier %s on %s (%d threads%s)", self.version, self.providers[0], n,
                  f", {self.pair_workers} pairs at a time" if self.pair_workers > 1 else "")
 
@@ -130,9 +132,7 @@ class OnnxClassifier:
     def logits(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         rows = self.encoder.ids_many(prompts, responses)
         out = np.zeros((len(rows), self.taxonomy.size), dtype=np.float32)
-        if self._single_threaded is not None and len(rows) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.pair_workers, thread_name_prefix="valuedrift-onnx")
+        if self._pool is not None and self._single_threaded is not None and len(rows) > 1:
             session = self._single_threaded
             for i, logits in enumerate(self._pool.map(lambda row: self._run(session, [row]), rows)):
                 out[i] = logits[0]
