@@ -59,7 +59,7 @@ def _bench(clf: Any, pairs: list[tuple[str, str]], batch: int, rounds: int) -> d
     """Responses/s end to end (``clf.logits``) and model only (``session.run`` on pre-padded batches)."""
     chunks = [pairs[s : s + batch] for s in range(0, len(pairs), batch)]
     end_to_end = _median_rate(lambda c: clf.logits([p for p, _ in c], [r for _, r in c]), chunks, rounds, len(pairs))
-    rows = sorted((clf.encoder.ids(p, r) for p, r in pairs), key=len)
+    rows = sorted(clf.encoder.ids_many([p for p, _ in pairs], [r for _, r in pairs]), key=len)
     padded = [clf.encoder.pad(rows[s : s + batch]) for s in range(0, len(rows), batch)]
     session = clf.session
 
@@ -108,7 +108,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     encoder = engines["cpu_fp32"].encoder
     pairs = realistic_pairs(encoder, args.n)  # for speed: 100-250 tokens, as `classifier bench`
     report["speed_pairs"] = len(pairs)
-    report["speed_tokens_mean"] = round(float(np.mean([len(encoder.ids(p, r)) for p, r in pairs])), 1)
+    rows = encoder.ids_many([p for p, _ in pairs], [r for _, r in pairs])
+    report["speed_tokens_mean"] = round(float(np.mean([len(r) for r in rows])), 1)
     checked, labels = _labelled(args.data) if args.data else (pairs, None)
     report["parity_pairs"] = str(args.data or "the speed pairs")
 

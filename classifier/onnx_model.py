@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from classifier.base import PRECISION_CHOICES
 from classifier.encoding import PairEncoder
 from classifier.half import FP16_FILE, ensure_fp16
 from classifier.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
 
 log = logging.getLogger("valuedrift.classifier")
 
-PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": FP16_FILE}
-PRECISION_CHOICES = (*PRECISIONS, "auto")
+PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": FP16_FILE}  # file of each precision
 
 
 def both_runtimes_installed() -> bool:
@@ -80,8 +80,9 @@ class OnnxClassifier:
         if precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
         providers = choose_providers(providers)
+        on_cuda = providers[0] == "CUDAExecutionProvider"
         if precision == "auto":
-            precision = "fp16" if providers[0] == "CUDAExecutionProvider" else "int8"
+            precision = "fp16" if on_cuda else "int8"
         self.precision = precision
         path = self.model_dir / PRECISIONS[precision]
         if precision == "fp16" and (self.model_dir / "model.onnx").exists():
@@ -101,7 +102,6 @@ class OnnxClassifier:
         # label would depend on its batch mates (measured: 1-2 % of labels flip), breaking deterministic
         # replay. So int8 runs one pair per call, unpadded; fp32 and fp16 batch: 32 pairs a call on CPU, 256
         # on CUDA (on an H200, fp16 end to end: 12,300 pairs/s at 256 against 10,000 at 64).
-        on_cuda = providers[0] == "CUDAExecutionProvider"
         self.batch_size = batch_size or (1 if precision == "int8" else 256 if on_cuda else 32)
         n = threads or int(os.environ.get("VALUEDRIFT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
         self.session = self._session(path, n, providers)
@@ -132,7 +132,7 @@ class OnnxClassifier:
     def logits(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         rows = self.encoder.ids_many(prompts, responses)
         out = np.zeros((len(rows), self.taxonomy.size), dtype=np.float32)
-        if self._pool is not None and self._single_threaded is not None and len(rows) > 1:
+        if self._single_threaded is not None and len(rows) > 1:
             session = self._single_threaded
             for i, logits in enumerate(self._pool.map(lambda row: self._run(session, [row]), rows)):
                 out[i] = logits[0]

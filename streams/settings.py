@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classifier.base import PRECISION_CHOICES
 from streams.alerting import AlertPolicy
 from streams.security import KafkaSecurity
 from streams.topics import Topics
@@ -147,9 +148,10 @@ class Settings:
             raise ValueError(f"partitions must be >= 1, got {self.partitions}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.classifier_precision not in ("auto", "int8", "fp16", "fp32"):
-            raise ValueError(f"classifier precision (--precision, VALUEDRIFT_CLASSIFIER_PRECISION) must be auto, "
-                             f"int8, fp16 or fp32, got {self.classifier_precision!r}")
+        if self.classifier_precision not in PRECISION_CHOICES:
+            raise ValueError(f"classifier precision (--precision, VALUEDRIFT_CLASSIFIER_PRECISION) must be "
+                             f"{', '.join(PRECISION_CHOICES[:-1])} or {PRECISION_CHOICES[-1]}, "
+                             f"got {self.classifier_precision!r}")
         if self.idle_close_seconds < 0:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
         if not 0 <= self.metrics_port < 65536:
