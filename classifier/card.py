@@ -15,6 +15,7 @@ from typing import Any
 from classifier.datasets import load_jsonl
 from classifier.evaluation import evaluate
 from classifier.metrics import cohen_kappa
+from classifier.smoothing import ALPHA, RECIPE
 from classifier.splits import FRACTIONS
 from classifier.taxonomy import DEFAULT_TAXONOMY
 from classifier.training_data import SEED, hh_labels
@@ -22,7 +23,8 @@ from classifier.training_data import SEED, hh_labels
 SPLIT = {"method": f"hash of the prompt (and conversation for hh-rlhf), seed {SEED}", "fractions": list(FRACTIONS),
          "command": "valuedrift classifier prepare --out DIR; valuedrift classifier evaluate --data DIR/test.jsonl "
                     "--json"}
-INT8 = "per-channel dynamic int8 of the weight MatMuls of encoder layers 1-4, one pair per run"
+INT8 = (f"{RECIPE}: SmoothQuant-style smoothing (alpha {ALPHA}, calibrated on the demo corpus), then per-channel "
+        "dynamic int8 of every weight MatMul but the down-projections (FFN output, head); one pair per run")
 
 
 def hh_annotator_agreement() -> dict[str, Any]:

@@ -86,17 +86,28 @@ def train(
 def export(
     adapter: Annotated[Path, typer.Option(help="folder written by `classifier train`")],
     out: Annotated[Path, typer.Option(help="output folder for the ONNX model")],
+    calibration: Annotated[Path | None, typer.Option(
+        help="pairs (labelled JSONL, labels unused) to calibrate the int8 smoothing [the demo corpus]")] = None,
 ) -> None:
-    """Export a trained classifier to ONNX fp32 and per-channel dynamic int8."""
+    """Export a trained classifier to ONNX fp32 and per-channel dynamic int8 (smoothed, calibrated)."""
+    from classifier.datasets import DatasetError, load_jsonl
     from classifier.export import export as run
     from classifier.train import load_trained
 
     if not (adapter / "adapter.json").exists():
         fail(f"{adapter} has no adapter.json: pass the folder written by `valuedrift classifier train`")
+    pairs = None
+    if calibration is not None:
+        try:
+            pairs = [(e.prompt, e.response) for e in load_jsonl(calibration)]
+        except (DatasetError, OSError) as err:
+            fail(f"--calibration: {err}")
+        if not pairs:
+            fail(f"--calibration: {calibration} has no pairs")
     model, template, tokenizer = load_trained(adapter)
     card = json.loads((adapter / "adapter.json").read_text())
     run(model, template, tokenizer, out, {"name": f"{card['kind']}-lora", "taxonomy": card["taxonomy"],
-                                          "backbone": card["backbone"]})
+                                          "backbone": card["backbone"]}, calibration=pairs)
     typer.echo(f"exported {out}/model.onnx and {out}/model.int8.onnx")
 
 
