@@ -60,8 +60,14 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
         quantize_int8(onnx_path, out_dir / "model.int8.onnx", calibration_feeds(PairEncoder.from_dir(out_dir), pairs))
         extra["int8"] = {"recipe": RECIPE, "calibration_pairs": len(pairs),
                          "calibration": "given" if calibration else "shipped demo corpus"}
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:12]
-    meta = {**card, "version": f"{card.get('name', 'pair-classifier')}-{digest}", "onnx_sha256_12": digest, **extra}
+    served = hashlib.sha256(onnx_path.read_bytes())
+    digest = served.hexdigest()[:12]
+    # the version names what is served: a new int8 recipe or calibration set changes it too (their inputs
+    # are hashed, not the int8 bytes, which move with the last bits of the calibration run on another CPU)
+    if int8:
+        served.update(json.dumps([RECIPE, pairs]).encode())
+    meta = {**card, "version": f"{card.get('name', 'pair-classifier')}-{served.hexdigest()[:12]}",
+            "onnx_sha256_12": digest, **extra}
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
 

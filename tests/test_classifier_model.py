@@ -76,8 +76,13 @@ def test_t5_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
     r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "onnx"),
             "--calibration", str(data / "val.jsonl"))
     assert r.returncode == 0, r.stderr[-2000:]
-    int8_card = json.loads((tmp_path / "onnx" / "model.json").read_text())["int8"]
-    assert int8_card["calibration"] == "given" and int8_card["calibration_pairs"] == len(ex[1::2])
+    meta = json.loads((tmp_path / "onnx" / "model.json").read_text())
+    assert meta["int8"]["calibration"] == "given" and meta["int8"]["calibration_pairs"] == len(ex[1::2])
+    r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "onnx2"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    other = json.loads((tmp_path / "onnx2" / "model.json").read_text())
+    # same fp32 weights, other int8 calibration: the version (in every classified event) must tell them apart
+    assert other["onnx_sha256_12"] == meta["onnx_sha256_12"] and other["version"] != meta["version"]
     fp32 = OnnxClassifier(tmp_path / "onnx", "fp32")
     sample = ex[:24]
     got = fp32.logits([e.prompt for e in sample], [e.response for e in sample])
