@@ -97,8 +97,7 @@ def smooth(model: Any, maxima: Mapping[str, np.ndarray], alpha: float = ALPHA) -
             node.input[0] = f"{name}/smoothed"
     nodes = list(graph.node)
     del graph.node[:]
-    for name in [n for n in graph.input if n.name in muls]:  # a graph input feeding a MatMul directly
-        graph.node.append(muls[name.name])
+    graph.node.extend(muls[i.name] for i in graph.input if i.name in muls)  # an input read by a MatMul directly
     for node in nodes:  # each Mul right after the node that makes its input keeps the order topological
         graph.node.append(node)
         graph.node.extend(muls[o] for o in node.output if o in muls)
