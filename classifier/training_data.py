@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from classifier import hh_rlhf, xstest
+from classifier.context import with_context
 from classifier.datasets import Example
 from classifier.splits import split_by_key
 
@@ -35,14 +36,16 @@ def hh_labels(name: str = "hh_rlhf_labels.jsonl") -> dict[str, str]:
     return {o["id"]: o["label"] for o in map(json.loads, filter(None, text.splitlines()))}
 
 
-def hh_examples(data_dir: Path) -> list[Example]:
+def hh_examples(data_dir: Path, context_turns: int = 0) -> list[Example]:
+    """The labelled hh-rlhf last turns; with ``context_turns``, their prompts carry that many earlier turns."""
     labels = hh_labels()
     out = []
-    for ex_id, prompt, response, _ in hh_rlhf.dialogues(data_dir):
+    for ex_id, prompt, response, earlier in hh_rlhf.dialogues(data_dir):
         if ex_id in labels:
             line = ex_id.split("-")[1]
-            out.append(Example(id=ex_id, prompt=prompt, response=response, label=labels[ex_id], source="hh-rlhf",
-                               model="hh-" + ex_id.rsplit("-", 1)[1], group="red-team", split_key=f"hh-{line}"))
+            out.append(Example(id=ex_id, prompt=with_context(prompt, earlier, context_turns), response=response,
+                               label=labels[ex_id], source="hh-rlhf", model="hh-" + ex_id.rsplit("-", 1)[1],
+                               group="red-team", split_key=f"hh-{line}"))
     return out
 
 
@@ -58,13 +61,17 @@ def hh_off_topic(pool: list[Example], seed: int, share: float = 0.25) -> list[Ex
     return out
 
 
-def build_splits(data_dir: Path | None = None, seed: int = SEED) -> dict[str, list[Example]]:
-    """Return train/val/test examples from every source; g5 pairs are built inside each split."""
+def build_splits(data_dir: Path | None = None, seed: int = SEED, context_turns: int = 0) -> dict[str, list[Example]]:
+    """Return train/val/test examples from every source; g5 pairs are built inside each split.
+
+    ``context_turns``: earlier turns appended to hh-rlhf prompts (``classifier.context``); the splits and the
+    built pairs do not depend on it.
+    """
     data_dir = data_dir or shared_data_dir()
     if not (data_dir / "xstest").is_dir():
         raise FileNotFoundError(f"{data_dir}/xstest not found: set VALUEDRIFT_SHARED_DATA to the shared data folder")
     xs = dict(zip(SPLITS, split_by_key(xstest.examples(data_dir), seed), strict=True))
-    hh = dict(zip(SPLITS, split_by_key(hh_examples(data_dir), seed), strict=True))
+    hh = dict(zip(SPLITS, split_by_key(hh_examples(data_dir, context_turns), seed), strict=True))
     out = {}
     for i, name in enumerate(SPLITS):
         out[name] = (xs[name] + xstest.off_topic_examples(xs[name], seed + i)

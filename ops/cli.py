@@ -137,6 +137,9 @@ def worker(
         help="field paths, FIELD=PATH,... or a .json/.toml file (id, monitor_key, event_time, prompt, "
              "response, transcript)")] = None,
     input_key: Annotated[str | None, typer.Option(help="monitor key for input records that carry none")] = None,
+    context_turns: Annotated[int | None, typer.Option(
+        help="transcript/openai input: earlier turns appended to the prompt, for a classifier trained with them "
+             "(classifier prepare --context-turns) [0]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="most messages taken and classified at once [1000]")] = None,
     app_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group) [valuedrift]")] = None,
     datadir: Annotated[Path | None, typer.Option(help="worker data directory")] = None,
@@ -156,6 +159,7 @@ def worker(
         classifier=classifier, classifier_precision=precision, partitions=partitions,
         topic_prefix=topic_prefix,
         input_topic=input_topic, input_format=input_format, input_map=input_map, input_key=input_key,
+        input_context_turns=context_turns,
         batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
     )
     try:

@@ -29,6 +29,8 @@ def prepare(
     out: Annotated[Path, typer.Option(help="folder for train.jsonl, val.jsonl, test.jsonl")],
     data_dir: Annotated[Path | None, typer.Option(help="shared data folder [VALUEDRIFT_SHARED_DATA or "
                                                         "../shared/data]")] = None,
+    context_turns: Annotated[int, typer.Option(
+        min=0, help="earlier turns appended to hh-rlhf prompts (serve with the same --context-turns) [0]")] = 0,
 ) -> None:
     """Write the labelled splits (XSTest, built off-topic pairs, labelled hh-rlhf turns) as JSONL."""
     from collections import Counter
@@ -37,7 +39,7 @@ def prepare(
     from classifier.training_data import build_splits
 
     try:
-        splits = build_splits(data_dir)
+        splits = build_splits(data_dir, context_turns=context_turns)
     except FileNotFoundError as err:
         fail(str(err))
     out.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,8 @@ def replay(
         "--map", help="field paths: id=a.b,monitor_key=...,event_time=...,prompt=...,response=...,transcript=... "
                       "or a JSON/TOML file of them; repeatable")] = None,
     key: Annotated[str | None, typer.Option(help="monitor key for records that have none")] = None,
+    context_turns: Annotated[int, typer.Option(
+        help="transcript/openai input: earlier turns appended to the prompt, as the worker's --context-turns")] = 0,
     start_time: Annotated[str | None, typer.Option(
         help="give records without an event time START + record number × --time-step (ISO-8601 or epoch s)")] = None,
     time_step: Annotated[str, typer.Option(help="spacing of assigned event times, e.g. 1s")] = "1s",
@@ -91,7 +93,7 @@ def replay(
     try:
         step = parse_duration(time_step)
         idle_s = parse_duration(idle)
-        opts = ReplayOptions(format=fmt, fields=_field_map(field_map), default_key=key,
+        opts = ReplayOptions(format=fmt, fields=_field_map(field_map), default_key=key, context_turns=context_turns,
                              start_time=_time(start_time, "--start-time"), time_step=step,
                              time_from=_time(time_from, "--from"), time_to=_time(time_to, "--to"), order=order,
                              reference=reference, classifier=settings.classifier)

@@ -58,6 +58,7 @@ class ReplayOptions:
     format: str = "auto"
     fields: FieldMap = FieldMap()
     default_key: str | None = None
+    context_turns: int = 0  # transcript / openai: earlier turns appended to the prompt
     start_time: float | None = None  # assign start + record number × step to records without an event time
     time_step: float = 1.0
     time_from: float | None = None  # keep events with time_from <= event time < time_to
@@ -69,6 +70,8 @@ class ReplayOptions:
     def __post_init__(self) -> None:
         if self.format not in INPUT_FORMATS:
             raise ReplayError(f"unknown --format {self.format!r}; use {', '.join(INPUT_FORMATS)}")
+        if self.context_turns < 0:
+            raise ReplayError(f"--context-turns must be >= 0, got {self.context_turns}")
         if self.order not in ("time", "input"):
             raise ReplayError(f"--order must be time or input, got {self.order!r}")
         if not (self.time_step > 0 and math.isfinite(self.time_step)):
@@ -78,7 +81,8 @@ class ReplayOptions:
         return {"format": self.format, "map": self.fields.as_dict(), "default_key": self.default_key,
                 "start_time": self.start_time, "time_step": self.time_step if self.start_time is not None else None,
                 "from": self.time_from, "to": self.time_to, "order": self.order, "reference": self.reference,
-                "classifier": self.classifier}
+                "classifier": self.classifier,
+                **({"context_turns": self.context_turns} if self.context_turns else {})}  # older hashes stay
 
 
 @dataclass
@@ -213,7 +217,8 @@ class _Reader:
         if self.adapter is None:
             fmt = self.result.format
             try:
-                self.adapter = AdapterConfig(fmt, self.opts.fields, self.opts.default_key, None)
+                self.adapter = AdapterConfig(fmt, self.opts.fields, self.opts.default_key, None,
+                                             self.opts.context_turns)
             except AdapterError as err:
                 raise ReplayError(str(err)) from None
         return self.adapter

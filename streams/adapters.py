@@ -18,6 +18,9 @@ Formats (``FORMATS``):
   n-th assistant turn (1-based) gets id ``<id>#<n>``. In hh-rlhf style text (turns separated by a
   blank line: ``\\n\\nHuman:``) only such markers start a turn, exactly as ``classifier.hh_rlhf``
   parses it; otherwise a turn starts where a line starts with ``Human:`` or ``Assistant:``.
+- ``context_turns`` (``transcript`` and ``openai``; default 0): that many earlier turns are appended to
+  the prompt, most recent first, in the format ``classifier.context`` defines, for a classifier trained
+  with the same number (``valuedrift classifier prepare --context-turns N``).
 - ``mapped``: any JSON object, through a ``FieldMap`` of dotted paths (``a.b.0.c``; integers index
   lists, negative from the end; a key that itself contains dots is matched whole first).
 
@@ -58,6 +61,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from classifier.context import with_context
 from streams.records import MetadataValue, RecordError, ResponseEvent, parse_event_time
 
 FORMATS = ("own", "openai", "transcript", "mapped")
@@ -144,8 +148,11 @@ class AdapterConfig:
     fields: FieldMap = FieldMap()
     default_key: str | None = None
     default_time: float | None = None
+    context_turns: int = 0  # transcript / openai: earlier turns appended to the prompt (classifier.context)
 
     def __post_init__(self) -> None:
+        if isinstance(self.context_turns, bool) or not isinstance(self.context_turns, int) or self.context_turns < 0:
+            raise AdapterError(f"context_turns: must be a whole number >= 0, got {self.context_turns!r}")
         if self.format not in FORMATS:
             raise AdapterError(f"format: unknown input format {self.format!r}; use {', '.join(FORMATS)}")
         if self.format == "mapped" and (self.fields.prompt is None or self.fields.response is None) \
@@ -377,13 +384,13 @@ def _openai(obj: Any, cfg: AdapterConfig, fallback_id: str | None) -> list[Respo
         last = max((i for i, m in enumerate(messages) if _role(m) == "assistant"), default=None)
         if last is None:
             raise AdapterError("choices: missing, and messages has no assistant message")
-        prompt = _last_user(messages[:last], mpath or "messages")
+        prompt = _last_user(messages[:last], mpath or "messages", cfg.context_turns)
         return [_event(id=rid, monitor_key=key, event_time=t, prompt=prompt,
                        response=_content(messages[last], f"{mpath}.{last}"))]
     if not isinstance(choices, list) or not choices:
         raise AdapterError(f"choices: expected a non-empty list at {cpath!r}, got "
                            f"{'an empty list' if choices == [] else _kind(choices)}")
-    prompt = _last_user(messages, mpath or "messages")
+    prompt = _last_user(messages, mpath or "messages", cfg.context_turns)
     out = []
     for pos, ch in enumerate(choices):
         if not isinstance(ch, dict):
@@ -406,10 +413,14 @@ def _openai(obj: Any, cfg: AdapterConfig, fallback_id: str | None) -> list[Respo
     return out
 
 
-def _last_user(messages: list[Any], where: str) -> str:
+def _last_user(messages: list[Any], where: str, context_turns: int = 0) -> str:
+    """The last user message, followed by ``context_turns`` earlier user/assistant messages when asked."""
     for i in range(len(messages) - 1, -1, -1):
         if _role(messages[i]) == "user":
-            return _content(messages[i], f"{where}.{i}")
+            earlier = [] if context_turns == 0 else [
+                ("Human" if _role(m) == "user" else "Assistant", _content(m, f"{where}.{j}"))
+                for j, m in enumerate(messages[:i]) if _role(m) in ("user", "assistant")]
+            return with_context(_content(messages[i], f"{where}.{i}"), earlier, context_turns)
     raise AdapterError(f"messages: no user message before the response (at {where!r})")
 
 
@@ -424,16 +435,21 @@ def transcript_pairs(text: str) -> list[tuple[str, str]]:
     >>> transcript_pairs("Human: a\\nAssistant: b\\nAssistant: c\\nHuman: d")
     [('a', 'b'), ('a', 'c')]
     """
+    return [(human, answer) for human, answer, _ in _transcript_turns(text)]
+
+
+def _transcript_turns(text: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(human turn, assistant turn, the turns before that human turn) for every answered human turn."""
     hh = "\n\nHuman:" in text or "\n\nAssistant:" in text
     parts = (_TURN_HH if hh else _TURN).split(text)
+    turns = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
     out = []
-    human: str | None = None
-    for i in range(1, len(parts) - 1, 2):
-        speaker, body = parts[i], parts[i + 1].strip()
+    human: int | None = None
+    for i, (speaker, body) in enumerate(turns):
         if speaker == "Human":
-            human = body
+            human = i
         elif human is not None:
-            out.append((human, body))
+            out.append((turns[human][1], body, turns[:human]))
     return out
 
 
@@ -450,11 +466,12 @@ def _transcript(obj: Any, cfg: AdapterConfig, fallback_id: str | None) -> list[R
         rid, key, t = _common(obj, cfg, _paths(cfg, _TRANSCRIPT_COMMON), fallback_id)
     else:
         raise AdapterError(f"record: expected a transcript string or a JSON object, got {_kind(obj)}")
-    pairs = transcript_pairs(text)
+    pairs = _transcript_turns(text)
     if not pairs:
         raise AdapterError(f"transcript: no Assistant: turn after a Human: turn at {where!r}")
-    return [_event(id=f"{rid}#{n}", monitor_key=key, event_time=t, prompt=p, response=r)
-            for n, (p, r) in enumerate(pairs, start=1)]
+    return [_event(id=f"{rid}#{n}", monitor_key=key, event_time=t, response=r,
+                   prompt=with_context(p, earlier, cfg.context_turns))
+            for n, (p, r, earlier) in enumerate(pairs, start=1)]
 
 
 _MAPPED_COMMON = _Paths(id=("id",), monitor_key=("monitor_key",), event_time=("event_time",))

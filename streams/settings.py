@@ -115,6 +115,7 @@ class Settings:
     input_format: str = "own"  # own | openai | transcript | mapped (streams.adapters)
     input_map: str = ""  # FIELD=PATH,... or a .json/.toml file of them
     input_key: str | None = None  # monitor key for records that carry none
+    input_context_turns: int = 0  # transcript / openai input: earlier turns appended to the prompt (0 = none)
     partitions: int = 4
     window_seconds: float = 300.0
     lateness_seconds: float = 30.0
@@ -156,6 +157,8 @@ class Settings:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
         if not 0 <= self.metrics_port < 65536:
             raise ValueError(f"metrics_port must be 0 (off) or a TCP port, got {self.metrics_port}")
+        if self.input_context_turns < 0:
+            raise ValueError(f"input_context_turns (--context-turns) must be >= 0, got {self.input_context_turns}")
         if self.max_live_keys < 1:
             raise ValueError(f"max_live_keys must be >= 1, got {self.max_live_keys}")
         if self.max_message_bytes < 1024:
@@ -189,7 +192,8 @@ class Settings:
 
         text = self.input_map.strip()
         fields = FieldMap() if not text else load_map(text) if text.endswith((".json", ".toml")) else parse_map(text)
-        return AdapterConfig(format=self.input_format, fields=fields, default_key=self.input_key)
+        return AdapterConfig(format=self.input_format, fields=fields, default_key=self.input_key,
+                             context_turns=self.input_context_turns)
 
     @property
     def sink_specs(self) -> list[str]:

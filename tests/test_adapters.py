@@ -100,6 +100,29 @@ def test_openai_messages_ending_with_the_assistant():
     assert (ev.id, ev.monitor_key, ev.event_time, ev.prompt, ev.response) == ("chat.jsonl:3", "prod", T0, "c", "d")
 
 
+def test_context_turns_append_the_earlier_turns_most_recent_first():
+    from classifier.context import MARK
+
+    rec = {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "a"},
+                        {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
+                        {"role": "assistant", "content": "d"}], "id": "c1", "model": "m", "created": T0}
+    [ev] = adapt(rec, AdapterConfig("openai", context_turns=1))
+    assert ev.prompt == f"c\n\n{MARK} Assistant: b" and ev.response == "d"
+    [ev] = adapt(rec, AdapterConfig("openai", context_turns=5))  # the system message is not a turn
+    assert ev.prompt == f"c\n\n{MARK} Assistant: b | Human: a"
+    text = ("\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how?\n\nAssistant: " + "x" * 400
+            + "\n\nHuman: so?\n\nAssistant: ok")
+    cfg = AdapterConfig("transcript", default_key="k", default_time=T0, context_turns=3)
+    first, second, third = adapt({"id": "d", "transcript": text}, cfg)
+    assert first.prompt == "hi" and second.prompt == f"how?\n\n{MARK} Assistant: hello | Human: hi"
+    assert third.prompt == f"so?\n\n{MARK} Assistant: {'x' * 300} | Human: how? | Assistant: hello"
+    assert [e.prompt for e in adapt({"id": "d", "transcript": text}, AdapterConfig("transcript", default_key="k",
+                                    default_time=T0))] == ["hi", "how?", "so?"]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(AdapterError, match="context_turns"):
+            AdapterConfig("transcript", context_turns=bad)
+
+
 @pytest.mark.parametrize("change, field", [
     (lambda r: r.pop("messages"), "messages"),
     (lambda r: r.update(messages=[{"role": "system", "content": "x"}]), "messages"),

@@ -205,6 +205,21 @@ def test_transcripts_with_assigned_times(tmp_path):
     assert out["windows"][0]["counts"]["g1"] == 30 and out["windows"][0]["counts"]["g2"] == 30
 
 
+def test_context_turns_reach_the_replayed_prompts_and_the_config(tmp_path):
+    from classifier.context import MARK
+
+    rows = [{"chosen": f"\n\nHuman: {PAIRS['g1'][0]}\n\nAssistant: {PAIRS['g1'][1]}\n\nHuman: {PAIRS['g2'][0]}"
+                       f"\n\nAssistant: {PAIRS['g2'][1]}"}]
+    (tmp_path / "t.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    opts = ReplayOptions(format="transcript", fields=_map("transcript=chosen"), default_key="hh", start_time=T0,
+                         context_turns=2)
+    first, second = read_files([tmp_path / "t.jsonl"], opts).events
+    assert first.prompt == PAIRS["g1"][0] and second.prompt.startswith(f"{PAIRS['g2'][0]}\n\n{MARK} Assistant: ")
+    assert opts.as_dict()["context_turns"] == 2 and "context_turns" not in ReplayOptions().as_dict()
+    r = cli("replay", "-i", tmp_path / "t.jsonl", "--format", "transcript", "--context-turns", "-1")
+    assert r.returncode != 0 and "context-turns" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def _map(text):
     from streams.adapters import parse_map
 

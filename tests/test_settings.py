@@ -59,3 +59,10 @@ def test_classifier_precision_is_checked():
     assert Settings.from_env({}).classifier_precision == "auto"
     with pytest.raises(ValueError, match="must be auto, int8, fp16 or fp32"):
         Settings.from_env({"VALUEDRIFT_CLASSIFIER_PRECISION": "half"})
+
+
+def test_context_turns_reach_the_input_adapter():
+    s = Settings.from_env({"VALUEDRIFT_INPUT_CONTEXT_TURNS": "2", "VALUEDRIFT_INPUT_FORMAT": "transcript"})
+    assert s.adapter_config().context_turns == 2 and Settings().adapter_config().context_turns == 0
+    with pytest.raises(ValueError, match="--context-turns"):
+        Settings(input_context_turns=-1)
