@@ -61,6 +61,8 @@ def train(
     lora_targets: Annotated[str, typer.Option(help="attention (query/value) | all (every linear layer)")] = "attention",
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
     max_length: Annotated[int, typer.Option(min=16)] = 192,
+    max_prompt_tokens: Annotated[int, typer.Option(
+        min=1, help="prompt tokens kept, from its start (128 with --context-turns data)")] = 64,
     seed: Annotated[int, typer.Option()] = 13,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     taxonomy: Annotated[str, typer.Option(help="five-class | three-class | taxonomy JSON file")] = "five-class",
@@ -72,8 +74,11 @@ def train(
 
     if lora_targets not in ("attention", "all"):
         fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
+    if max_prompt_tokens > max_length - 16:
+        fail(f"--max-prompt-tokens {max_prompt_tokens} leaves the response under 16 of --max-length {max_length}")
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
                       lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
+                      max_prompt_tokens=max_prompt_tokens,
                       patience=patience, seed=seed, threads=threads, device=device)
     from classifier.taxonomy import load_taxonomy
 

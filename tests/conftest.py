@@ -8,9 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ops.broker import EmbeddedBroker
 from streams.settings import BrokerURL, Settings
+
+# Property tests draw their examples from a fixed seed, so a run is repeatable (set HYPOTHESIS_PROFILE=explore
+# to draw fresh ones while hunting bugs).
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 SHARED_DATA = Path(os.environ.get("VALUEDRIFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

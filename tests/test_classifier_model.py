@@ -65,9 +65,11 @@ def test_t5_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
     data, ex = corpus_splits
     t5 = tiny_t5(tmp_path / "t5", [e.prompt + " " + e.response for e in ex])
     r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
-            "--out", str(tmp_path / "adapter"), "--backbone", f"t5:{t5}", "--epochs", "2", "--max-length", "96")
+            "--out", str(tmp_path / "adapter"), "--backbone", f"t5:{t5}", "--epochs", "2", "--max-length", "96",
+            "--max-prompt-tokens", "40")
     assert r.returncode == 0, r.stderr[-2000:]
     card = json.loads((tmp_path / "adapter" / "adapter.json").read_text())
+    assert card["template"]["max_prompt_tokens"] == 40 and card["template"]["max_length"] == 96
     assert card["kind"] == "t5" and len(card["history"]) >= 1 and card["lora_layers"]
     assert (tmp_path / "adapter" / "adapter.safetensors").stat().st_size < 5_000_000
     r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "onnx"),
@@ -173,6 +175,9 @@ def test_train_on_a_gpu_that_is_not_there_is_one_line(tmp_path, corpus_splits):
             "--out", str(tmp_path / "a"), "--device", "cuda")
     assert r.returncode == 2 and r.stderr.strip().startswith("error: --device cuda: this torch sees no CUDA GPU")
     assert not (tmp_path / "a").exists()
+    r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+            "--out", str(tmp_path / "a"), "--max-length", "128", "--max-prompt-tokens", "120")
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: --max-prompt-tokens 120 leaves the response")
 
 
 def test_head_tail_truncation_keeps_both_ends():
