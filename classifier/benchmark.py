@@ -31,7 +31,8 @@ def realistic_pairs(encoder: Any, n: int) -> list[tuple[str, str]]:
         from ops.corpus import demo_corpus
 
         pool = demo_corpus()
-    sized = [(e.prompt, e.response) for e in pool if 100 <= len(encoder.ids(e.prompt, e.response)) <= 250]
+    rows = encoder.ids_many([e.prompt for e in pool], [e.response for e in pool])
+    sized = [(e.prompt, e.response) for e, row in zip(pool, rows, strict=True) if 100 <= len(row) <= 250]
     if not sized:
         sized = [(e.prompt, e.response * 4) for e in pool]
     return [sized[i % len(sized)] for i in range(n)]
@@ -78,7 +79,7 @@ def run_bench(threads: int = 2, n: int = 64, rounds: int = 3) -> dict[str, Any]:
                 rates.setdefault((engine, b), []).append(_rate(fn, pairs, b))
     results = [{"engine": e, "batch": b, "seq_per_s": round(statistics.median(v), 2)} for (e, b), v in rates.items()]
     at8 = {r["engine"]: r["seq_per_s"] for r in results if r["batch"] == 8}
-    lengths = [len(enc.ids(p, r)) for p, r in pairs]
+    lengths = [len(row) for row in enc.ids_many([p for p, _ in pairs], [r for _, r in pairs])]
     return {"results": results, "speedup_int8_vs_torch": round(at8["onnx_int8"] / at8["torch_eager"], 2),
             "threads": threads, "n": n, "rounds": rounds, "tokens_mean": round(float(np.mean(lengths)), 1),
             "providers": engines["onnx_int8"].providers}

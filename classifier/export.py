@@ -118,8 +118,8 @@ def _rows_exceed_columns(model: Any, weight: str) -> bool:
 
 def calibration_feeds(encoder: PairEncoder, pairs: Sequence[tuple[str, str]]) -> list[dict[str, np.ndarray]]:
     """One feed per (prompt, response) pair, as the served int8 model sees them (one pair per call)."""
-    return [dict(zip(("input_ids", "attention_mask"), encoder.pad([encoder.ids(p, r)]), strict=True))
-            for p, r in pairs]
+    rows = encoder.ids_many([p for p, _ in pairs], [r for _, r in pairs])
+    return [dict(zip(("input_ids", "attention_mask"), encoder.pad([row]), strict=True)) for row in rows]
 
 
 def shipped_calibration_pairs() -> list[tuple[str, str]]:

@@ -100,9 +100,9 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
     model.to(device)
     codes = taxonomy.codes
-    x_train = [encoder.ids(e.prompt, e.response) for e in train_ex]
+    x_train = encoder.ids_many([e.prompt for e in train_ex], [e.response for e in train_ex])
     y_train = torch.tensor([codes.index(e.label) for e in train_ex], device=device)
-    x_val = [encoder.ids(e.prompt, e.response) for e in val_ex]
+    x_val = encoder.ids_many([e.prompt for e in val_ex], [e.response for e in val_ex])
     freq = Counter(e.label for e in train_ex)
     # sqrt-inverse-frequency class weights: rare categories (g2) matter without dominating
     weights = torch.tensor([(len(train_ex) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
