@@ -54,17 +54,16 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
     )
     shutil.copy(tokenizer_file, out_dir / "tokenizer.json")
     template.save(out_dir / "template.json")
+    served = hashlib.sha256(onnx_path.read_bytes())
+    digest = served.hexdigest()[:12]
     extra: dict[str, Any] = {}
     if int8:
         pairs = calibration or shipped_calibration_pairs()
         quantize_int8(onnx_path, out_dir / "model.int8.onnx", calibration_feeds(PairEncoder.from_dir(out_dir), pairs))
         extra["int8"] = {"recipe": RECIPE, "calibration_pairs": len(pairs),
                          "calibration": "given" if calibration else "shipped demo corpus"}
-    served = hashlib.sha256(onnx_path.read_bytes())
-    digest = served.hexdigest()[:12]
-    # the version names what is served: a new int8 recipe or calibration set changes it too (their inputs
-    # are hashed, not the int8 bytes, which move with the last bits of the calibration run on another CPU)
-    if int8:
+        # the version names what is served: a new int8 recipe or calibration set changes it too (their inputs
+        # are hashed, not the int8 bytes, which move with the last bits of the calibration run on another CPU)
         served.update(json.dumps([RECIPE, pairs]).encode())
     meta = {**card, "version": f"{card.get('name', 'pair-classifier')}-{served.hexdigest()[:12]}",
             "onnx_sha256_12": digest, **extra}
@@ -88,7 +87,9 @@ def quantize_int8(src: Path, dst: Path, feeds: Iterable[Mapping[str, np.ndarray]
 
     model = onnx.load(str(src))
     smoothed = smooth(model, activation_maxima(model, feeds))
-    keep = [n.name for n in weight_matmuls(smoothed) if _rows_exceed_columns(smoothed, n.input[1])]
+    dims = {i.name: i.dims for i in smoothed.graph.initializer}
+    # down-projections: weights with more rows (inputs) than columns (outputs)
+    keep = [n.name for n in weight_matmuls(smoothed) if len(d := dims[n.input[1]]) == 2 and d[0] > d[1]]
     tmp = dst.with_name(dst.name + ".smoothed.onnx")
     onnx.save(smoothed, str(tmp))
     quiet = _Without("pre-processing before quantization")  # ORT's generic advice, printed on every call
@@ -109,11 +110,6 @@ class _Without(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return self.text not in record.getMessage()
-
-
-def _rows_exceed_columns(model: Any, weight: str) -> bool:
-    dims = next(i.dims for i in model.graph.initializer if i.name == weight)
-    return len(dims) == 2 and dims[0] > dims[1]
 
 
 def calibration_feeds(encoder: PairEncoder, pairs: Sequence[tuple[str, str]]) -> list[dict[str, np.ndarray]]:

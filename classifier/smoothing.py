@@ -27,6 +27,7 @@ comes from running the fp32 model on calibration pairs. (Xiao et al., "SmoothQua
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -73,10 +74,7 @@ def smooth(model: Any, maxima: Mapping[str, np.ndarray], alpha: float = ALPHA) -
     out.CopyFrom(model)
     graph = out.graph
     weights = {i.name: i for i in graph.initializer}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
+    uses = Counter(name for node in graph.node for name in node.input)
     readers: dict[str, list[Any]] = {}
     for node in weight_matmuls(out):
         if node.input[0] in maxima:
