@@ -28,7 +28,7 @@ def realistic_pairs(encoder: Any, n: int) -> list[tuple[str, str]]:
     except FileNotFoundError:
         pass
     if not pool:
-        from ops.corpus import demo_corpus
+        from classifier.corpus import demo_corpus
 
         pool = demo_corpus()
     rows = encoder.ids_many([e.prompt for e in pool], [e.response for e in pool])

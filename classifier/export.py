@@ -120,6 +120,6 @@ def calibration_feeds(encoder: PairEncoder, pairs: Sequence[tuple[str, str]]) ->
 
 def shipped_calibration_pairs() -> list[tuple[str, str]]:
     """The demo corpus (150 pairs written for the project, 30 per category): the default calibration set."""
-    from ops.corpus import demo_corpus
+    from classifier.corpus import demo_corpus
 
     return [(e.prompt, e.response) for e in demo_corpus()]

@@ -234,8 +234,8 @@ def simulate(
     topic: Annotated[str | None, typer.Option(help="produce to this topic [the responses or classified topic]")] = None,
 ) -> None:
     """Emit seeded events with ground truth (set σ, jumps, jailbreak pressure) to a file or to Kafka."""
+    from classifier.corpus import demo_corpus
     from classifier.datasets import DatasetError, load_jsonl
-    from ops.corpus import demo_corpus
     from ops.simulate import simulated_events
     from streams.settings import parse_duration
     from streams.simulation import SCENARIOS

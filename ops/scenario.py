@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
+from classifier.corpus import by_label, demo_corpus
 from classifier.datasets import Example
 from classifier.taxonomy import CATEGORY_CODES
-from ops.corpus import by_label, demo_corpus
 from streams.records import ResponseEvent
 
 START = 1767225600.0  # 2026-01-01T00:00:00Z

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from classifier.corpus import by_label
 from classifier.datasets import Example
 from classifier.taxonomy import CATEGORY_CODES
-from ops.corpus import by_label
 from streams.records import ClassifiedResponse, Record, ResponseEvent
 from streams.simulation import START, scenario_probs
 

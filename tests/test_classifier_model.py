@@ -12,11 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is installed by make test")
 
+from classifier.corpus import demo_corpus  # noqa: E402
 from classifier.datasets import Example, write_jsonl  # noqa: E402
 from classifier.encoding import PairEncoder, PairTemplate, head_tail  # noqa: E402
 from classifier.onnx_model import OnnxClassifier  # noqa: E402
 from classifier.taxonomy import DEFAULT_TAXONOMY  # noqa: E402
-from ops.corpus import demo_corpus  # noqa: E402
 
 
 def tiny_t5(dir_: Path, texts: list[str]) -> Path:

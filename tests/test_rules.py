@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from classifier.base import Classifier, argmax_codes
+from classifier.corpus import demo_corpus
 from classifier.loading import load_classifier
 from classifier.rules import RuleClassifier, is_refusal, topic_overlap
-from ops.corpus import demo_corpus
 from tests.texts import PAIRS
 
 

@@ -8,8 +8,8 @@ from classifier.datasets import Example, parse_examples
 
 
 def demo_corpus() -> list[Example]:
-    """Return the shipped demo corpus (``ops/data/demo_corpus.jsonl``)."""
-    ref = resources.files("ops") / "data" / "demo_corpus.jsonl"
+    """Return the shipped demo corpus (``classifier/data/demo_corpus.jsonl``)."""
+    ref = resources.files("classifier") / "data" / "demo_corpus.jsonl"
     return list(parse_examples(ref.read_text(encoding="utf-8").splitlines(), "demo_corpus.jsonl"))
 
 
