@@ -15,7 +15,7 @@ from typing import Any
 from classifier.datasets import load_jsonl
 from classifier.evaluation import evaluate
 from classifier.metrics import cohen_kappa
-from classifier.smoothing import ALPHA, RECIPE
+from classifier.smoothing import ALPHA, RECHECK_MARGIN, RECIPE
 from classifier.splits import FRACTIONS
 from classifier.taxonomy import DEFAULT_TAXONOMY
 from classifier.training_data import SEED, hh_labels
@@ -24,7 +24,8 @@ SPLIT = {"method": f"hash of the prompt (and conversation for hh-rlhf), seed {SE
          "command": "valuedrift classifier prepare --out DIR; valuedrift classifier evaluate --data DIR/test.jsonl "
                     "--json"}
 INT8 = (f"{RECIPE}: SmoothQuant-style smoothing (alpha {ALPHA}, calibrated on the demo corpus), then per-channel "
-        "dynamic int8 of every weight MatMul but the down-projections (FFN output, head); one pair per run")
+        "dynamic int8 of every weight MatMul but the down-projections (FFN output, head); one pair per run; pairs "
+        f"whose int8 top-two logit margin is below {RECHECK_MARGIN} are recomputed in fp32")
 
 
 def hh_annotator_agreement() -> dict[str, Any]:

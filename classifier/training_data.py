@@ -36,27 +36,39 @@ def hh_labels(name: str = "hh_rlhf_labels.jsonl") -> dict[str, str]:
     return {o["id"]: o["label"] for o in map(json.loads, filter(None, text.splitlines()))}
 
 
-def hh_examples(data_dir: Path, context_turns: int = 0) -> list[Example]:
-    """The labelled hh-rlhf last turns; with ``context_turns``, their prompts carry that many earlier turns."""
+def hh_examples(data_dir: Path, context_turns: int = 0) -> tuple[list[Example], dict[str, str]]:
+    """The labelled hh-rlhf last turns, and each dialogue's opening request by split key.
+
+    With ``context_turns``, the last turns' prompts carry that many earlier turns.
+    """
     labels = hh_labels()
-    out = []
+    out, openings = [], {}
     for ex_id, prompt, response, earlier in hh_rlhf.dialogues(data_dir):
         if ex_id in labels:
-            line = ex_id.split("-")[1]
+            key = "hh-" + ex_id.split("-")[1]
             out.append(Example(id=ex_id, prompt=with_context(prompt, earlier, context_turns), response=response,
                                label=labels[ex_id], source="hh-rlhf", model="hh-" + ex_id.rsplit("-", 1)[1],
-                               group="red-team", split_key=f"hh-{line}"))
-    return out
+                               group="red-team", split_key=key))
+            openings.setdefault(key, earlier[0][1] if earlier and earlier[0][0] == "Human" else prompt)
+    return out, openings
 
 
-def hh_off_topic(pool: list[Example], seed: int, share: float = 0.25) -> list[Example]:
-    """Off-topic pairs in the dialogue style: a last human turn with a compliant answer from another dialogue."""
+MIN_DONOR_WORDS = 20  # shorter answers ("Sure.", "That should work.") fit almost any request
+
+
+def hh_off_topic(pool: list[Example], openings: dict[str, str], seed: int, share: float = 0.25) -> list[Example]:
+    """Off-topic pairs in the dialogue style: a dialogue's opening request with a compliant answer from another.
+
+    The opening request, not the last turn: a last turn such as "yes" or "how do I do it?" is answered
+    by almost anything, so an off-topic label on it could not be told from the pair alone. For the same
+    reason the answer has at least ``MIN_DONOR_WORDS`` words.
+    """
     rng = random.Random(seed)
-    answers = [e for e in pool if e.label in ("g1", "g2")]
+    answers = [e for e in pool if e.label in ("g1", "g2") and len(e.response.split()) >= MIN_DONOR_WORDS]
     out = []
     for e in rng.sample(pool, int(len(pool) * share)) if answers else []:
         other = rng.choice([a for a in answers if a.split_key != e.split_key] or answers)
-        out.append(Example(id=f"{e.id}-g5", prompt=e.prompt, response=other.response, label="g5",
+        out.append(Example(id=f"{e.id}-g5", prompt=openings[e.split_key], response=other.response, label="g5",
                            source="hh-offtopic", model=e.model, group="red-team", split_key=e.split_key))
     return out
 
@@ -71,9 +83,10 @@ def build_splits(data_dir: Path | None = None, seed: int = SEED, context_turns: 
     if not (data_dir / "xstest").is_dir():
         raise FileNotFoundError(f"{data_dir}/xstest not found: set VALUEDRIFT_SHARED_DATA to the shared data folder")
     xs = dict(zip(SPLITS, split_by_key(xstest.examples(data_dir), seed), strict=True))
-    hh = dict(zip(SPLITS, split_by_key(hh_examples(data_dir, context_turns), seed), strict=True))
+    turns, openings = hh_examples(data_dir, context_turns)
+    hh = dict(zip(SPLITS, split_by_key(turns, seed), strict=True))
     out = {}
     for i, name in enumerate(SPLITS):
         out[name] = (xs[name] + xstest.off_topic_examples(xs[name], seed + i)
-                     + hh[name] + hh_off_topic(hh[name], seed + i))
+                     + hh[name] + hh_off_topic(hh[name], openings, seed + i))
     return out

@@ -45,3 +45,24 @@ def test_context_turns_change_only_the_hh_rlhf_prompts():
             assert b.prompt == a.prompt
     with_turns = [b for b in ctx if MARK in b.prompt]
     assert len(with_turns) > len(ctx) // 4 and all(b.source.startswith("hh") for b in with_turns)
+
+
+def test_hh_off_topic_pairs_an_opening_request_with_a_long_answer_from_another_dialogue():
+    from classifier.datasets import Example
+    from classifier.training_data import MIN_DONOR_WORDS, hh_off_topic
+
+    long_answer = " ".join(["word"] * MIN_DONOR_WORDS)
+    pool = [Example(f"hh-{i:04d}-chosen", "yes", f"{long_answer} {i}" if i % 2 else "Sure.", "g1" if i % 3 else "g3",
+                    split_key=f"hh-{i:04d}") for i in range(40)]
+    openings = {e.split_key: f"opening request {e.split_key}" for e in pool}
+    built = hh_off_topic(pool, openings, seed=3)
+    assert len(built) == 10 and all(b.label == "g5" and b.source == "hh-offtopic" for b in built)
+    by_id = {e.id: e for e in pool}
+    donors = {e.response: e for e in pool}
+    for b in built:
+        own = by_id[b.id.removesuffix("-g5")]
+        assert b.prompt == openings[own.split_key] and b.split_key == own.split_key
+        donor = donors[b.response]
+        assert donor.split_key != own.split_key and donor.label in ("g1", "g2")
+        assert len(donor.response.split()) >= MIN_DONOR_WORDS
+    assert hh_off_topic(pool, openings, seed=3) == built  # seeded
