@@ -297,6 +297,7 @@ def test_bench_reports_the_median_of_every_engine_and_batch_and_their_ratio(defa
     assert all(x["seq_per_s"] > 0 for x in r["results"]) and r["rounds"] == 2
     at8 = {x["engine"]: x["seq_per_s"] for x in r["results"] if x["batch"] == 8}
     assert r["speedup_int8_vs_torch"] == round(at8["onnx_int8"] / at8["torch_eager"], 2)
+    assert 0 <= r["int8_rechecked_share"] <= 1 and (r["int8_rechecked_share"] * 8).is_integer()
 
 
 def test_fp16_is_converted_once_beside_fp32_and_agrees_with_it(tmp_path, default_model):
