@@ -79,9 +79,10 @@ def run_bench(threads: int = 2, n: int = 64, rounds: int = 3) -> dict[str, Any]:
                 rates.setdefault((engine, b), []).append(_rate(fn, pairs, b))
     results = [{"engine": e, "batch": b, "seq_per_s": round(statistics.median(v), 2)} for (e, b), v in rates.items()]
     at8 = {r["engine"]: r["seq_per_s"] for r in results if r["batch"] == 8}
-    lengths = [len(row) for row in enc.ids_many([p for p, _ in pairs], [r for _, r in pairs])]
+    prompts, responses = [p for p, _ in pairs], [r for _, r in pairs]
+    lengths = [len(row) for row in enc.ids_many(prompts, responses)]
     int8, before = engines["onnx_int8"], engines["onnx_int8"].rechecked
-    int8.logits([p for p, _ in pairs], [r for _, r in pairs])  # how many of these pairs the int8 engine rechecks
+    int8.logits(prompts, responses)  # how many of these pairs the int8 engine rechecks
     return {"results": results, "speedup_int8_vs_torch": round(at8["onnx_int8"] / at8["torch_eager"], 2),
             "threads": threads, "n": n, "rounds": rounds, "tokens_mean": round(float(np.mean(lengths)), 1),
             "providers": int8.providers, "int8_rechecked_share": round((int8.rechecked - before) / len(pairs), 3)}

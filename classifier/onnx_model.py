@@ -155,8 +155,6 @@ class OnnxClassifier:
     def logits(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         rows = self.encoder.ids_many(prompts, responses)
         out = np.zeros((len(rows), self.taxonomy.size), dtype=np.float32)
-        if not rows:
-            return out
         if self._single_threaded is not None and len(rows) > 1:
             out[:] = self._per_pair(self._single_threaded, rows)
         else:
