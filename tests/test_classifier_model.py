@@ -239,8 +239,8 @@ def test_int8_agrees_with_fp32_on_validation_data(default_model):
     fp32 = OnnxClassifier(default_model, "fp32").logits(prompts, responses).argmax(1)
     served = OnnxClassifier(default_model, "int8")
     int8 = served.logits(prompts, responses).argmax(1)
-    # the target; measured on the validation split (1,151 pairs): 0.998 as served, 0.988 without the
-    # fp32 recheck of near ties (which recomputes about 4 % of pairs: more would make "int8" mostly fp32)
+    # the target; measured on the validation split (1,151 pairs): 0.998 as served, 0.987 without the
+    # fp32 recheck of near ties (which recomputes about 6 % of pairs: more would make "int8" mostly fp32)
     assert (fp32 == int8).mean() >= 0.99
     assert 0 < served.rechecked <= 0.08 * len(val)
     # what the flips cost: int8 may not lose more than half a point of accuracy (measured: 0.4)
@@ -269,6 +269,17 @@ def test_smoothing_leaves_the_fp32_model_computing_the_same_logits(default_model
         np.testing.assert_allclose(after.run(None, feed)[0], before.run(None, feed)[0], atol=1e-4)
     with pytest.raises(ValueError, match="at least one calibration pair"):
         activation_maxima(model, [])
+
+
+def test_int8_down_projections_are_per_token_but_the_first_layers(default_model):
+    import onnx
+
+    graph = onnx.load(str(default_model / "model.int8.onnx")).graph
+    per_token = sorted(n.name for n in graph.node if n.op_type == "MatMulInteger" and n.name.endswith("/per_token"))
+    assert per_token == [f"/model/encoder/encoder/layer.{i}/output/dense/MatMul/per_token" for i in range(1, 6)]
+    fp32 = {n.name for n in graph.node if n.op_type == "MatMul"}
+    assert "/model/encoder/encoder/layer.0/output/dense/MatMul" in fp32  # int8 here costs a point of agreement
+    assert not any("layer.1/output/dense" in n for n in fp32)
 
 
 def test_card_scores_both_splits_and_puts_the_human_ceilings_beside_them(tmp_path, default_model):
