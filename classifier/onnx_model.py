@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -129,7 +130,8 @@ class OnnxClassifier:
                 raise FileNotFoundError(f"{fp32} not found: the int8 recheck of near ties needs it beside "
                                         f"{path.name}; re-export the model or pass recheck_margin=0")
             self._recheck = self._session(fp32, 1, providers)  # one thread: the same bits whatever n is
-        self.rechecked = 0  # pairs recomputed in fp32 so far
+        self.rechecked = 0  # pairs recomputed in fp32 so far (the worker exports it as a metric)
+        self._count_lock = threading.Lock()
         log.info("classifier %s on %s (%d threads%s%s)", self.version, self.providers[0], n,
                  f", {self.pair_workers} pairs at a time" if self.pair_workers > 1 else "",
                  f", fp32 recheck below a margin of {self.recheck_margin}" if self._recheck is not None else "")
@@ -167,7 +169,8 @@ class OnnxClassifier:
             near = np.flatnonzero(top[:, -1] - top[:, -2] < self.recheck_margin)
             if len(near):
                 out[near] = self._per_pair(self._recheck, [rows[i] for i in near])
-                self.rechecked += len(near)
+                with self._count_lock:  # logits may be called from several threads at once
+                    self.rechecked += len(near)
         return out
 
     def predict_proba(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:

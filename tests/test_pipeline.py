@@ -6,11 +6,14 @@ import asyncio
 import json
 import random
 import time
+import urllib.request
 
 import pytest
 
+from classifier.corpus import demo_corpus
 from classifier.loading import load_classifier
 from classifier.rules import RuleClassifier
+from ops.broker import free_port
 from ops.kafka import ensure_topics, read_topic, send_all
 from ops.worker_process import WorkerProcess
 from streams.entropy import entropy_se, plugin_entropy
@@ -109,15 +112,26 @@ def test_exact_windows_alerts_and_dead_letters(settings, tmp_path):
 @pytest.mark.parametrize("classifier", ["rules", "default"])
 def test_live_pipeline_matches_offline_run(settings, tmp_path, classifier):
     # with the learned ONNX model too: int8 labels do not depend on how the worker batches (audit replay)
-    settings = settings.replace(classifier=classifier)
+    port = free_port()
+    settings = settings.replace(classifier=classifier, metrics_port=port)
     asyncio.run(ensure_topics(settings))
     events = scenario()
-    expected = run_offline(events, load_classifier(classifier), settings)
+    if classifier == "default":  # the demo corpus holds int8 near ties, which the worker recomputes and counts
+        extra = [ResponseEvent(id=f"gamma-{i}", monitor_key="gamma", event_time=T0 + 3 * i + 1.5, prompt=e.prompt,
+                               response=e.response) for i, e in enumerate(demo_corpus())]
+        events = sorted(events + extra, key=lambda e: e.event_time)
+    offline = load_classifier(classifier)
+    expected = run_offline(events, offline, settings)
     with WorkerProcess(settings, tmp_path / "worker.log"):
         produce(settings, events)
         live = windows_of(settings, expect=len(expected.windows))
         alerts = alerts_of(settings)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert comparable(live) == comparable(expected.windows)
+    # the worker reports the int8 near ties it recomputed in fp32: the same pairs as offline
+    rechecked = getattr(offline, "rechecked", 0)
+    assert f"valuedrift_classifier_rechecked_total {float(rechecked)}" in metrics
+    assert (rechecked > 0) == (classifier == "default")
     assert sorted(a.id for a in alerts) == sorted(a.id for a in expected.alerts)
     if classifier == "rules":  # beta's behaviour changes half-way; alpha's does not
         assert any(a.rule == "drift" for a in alerts if a.monitor_key == "beta")
