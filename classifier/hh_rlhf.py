@@ -7,36 +7,20 @@ Each line holds a ``chosen`` and a ``rejected`` transcript in the form
 (``classifier/labels/hh_rlhf_labels.jsonl``, rubric in ``RUBRIC.md``); the texts
 are read from the data folder.
 
->>> turns("\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: bye\\n\\nAssistant: ok")
-[('Human', 'hi'), ('Assistant', 'hello'), ('Human', 'bye'), ('Assistant', 'ok')]
+The transcripts are parsed by ``classifier.transcripts`` (``last_exchange``), as the worker parses them.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-_TURN = re.compile(r"\n\n(Human|Assistant):")
+from classifier.transcripts import last_exchange
+
 FILE = "hh-rlhf/harmless-base-test.jsonl.gz"
-
-
-def turns(transcript: str) -> list[tuple[str, str]]:
-    """Split a transcript into (speaker, text) turns."""
-    parts = _TURN.split(transcript)
-    return [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
-
-
-def last_pair(transcript: str) -> tuple[str, str, list[tuple[str, str]]] | None:
-    """Return (last human turn, the assistant's answer to it, earlier turns), or None if there is none."""
-    ts = turns(transcript)
-    for i in range(len(ts) - 1, 0, -1):
-        if ts[i][0] == "Assistant" and ts[i - 1][0] == "Human":
-            return ts[i - 1][1], ts[i][1], ts[: i - 1]
-    return None
 
 
 def dialogues(data_dir: Path) -> Iterator[tuple[str, str, str, list[tuple[str, str]]]]:
@@ -46,7 +30,7 @@ def dialogues(data_dir: Path) -> Iterator[tuple[str, str, str, list[tuple[str, s
         for i, line in enumerate(fh):
             row = json.loads(line)
             for side in ("chosen", "rejected"):
-                pair = last_pair(row[side])
+                pair = last_exchange(row[side])
                 if pair is not None:
                     yield f"hh-{i:04d}-{side}", pair[0], pair[1], pair[2]
 

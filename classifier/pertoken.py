@@ -57,8 +57,10 @@ def per_token_int8(model: Any, node_names: Iterable[str]) -> Any:
         new: list[Any] = []
         if x not in quantized:
             p = f"{x}/{_PREFIX}"
-            reduce = (helper.make_node("ReduceMax", [f"{p}/abs", f"{_PREFIX}/last_axis"], [f"{p}/amax"], keepdims=1)
-                      if opset >= 18 else helper.make_node("ReduceMax", [f"{p}/abs"], [f"{p}/amax"], axes=[-1], keepdims=1))
+            if opset >= 18:  # ReduceMax takes its axes as an input from opset 18 on, as an attribute before
+                reduce = helper.make_node("ReduceMax", [f"{p}/abs", f"{_PREFIX}/last_axis"], [f"{p}/amax"], keepdims=1)
+            else:
+                reduce = helper.make_node("ReduceMax", [f"{p}/abs"], [f"{p}/amax"], axes=[-1], keepdims=1)
             new += [helper.make_node("Abs", [x], [f"{p}/abs"]), reduce,
                     helper.make_node("Max", [f"{p}/amax", f"{_PREFIX}/eps"], [f"{p}/amax_pos"]),
                     helper.make_node("Div", [f"{p}/amax_pos", f"{_PREFIX}/127"], [f"{p}/scale"]),

@@ -16,8 +16,8 @@ Formats (``FORMATS``):
 - ``transcript``: a ``Human:`` / ``Assistant:`` transcript, either a JSON string or an object with
   the transcript at ``transcript``. Each assistant turn is paired with the human turn before it; the
   n-th assistant turn (1-based) gets id ``<id>#<n>``. In hh-rlhf style text (turns separated by a
-  blank line: ``\\n\\nHuman:``) only such markers start a turn, exactly as ``classifier.hh_rlhf``
-  parses it; otherwise a turn starts where a line starts with ``Human:`` or ``Assistant:``.
+  blank line: ``\\n\\nHuman:``) only such markers start a turn, with the parser that reads the labelled data
+  (``classifier.transcripts``); otherwise a turn starts where a line starts with ``Human:`` or ``Assistant:``.
 - ``context_turns`` (``transcript`` and ``openai``; default 0): that many earlier turns are appended to
   the prompt, most recent first, in the format ``classifier.context`` defines, for a classifier trained
   with the same number (``valuedrift classifier prepare --context-turns N``).
@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -62,6 +61,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from classifier.context import with_context
+from classifier.transcripts import answered_turns
 from streams.records import MetadataValue, RecordError, ResponseEvent, parse_event_time
 
 FORMATS = ("own", "openai", "transcript", "mapped")
@@ -424,8 +424,6 @@ def _last_user(messages: list[Any], where: str, context_turns: int = 0) -> str:
     raise AdapterError(f"messages: no user message before the response (at {where!r})")
 
 
-_TURN = re.compile(r"(?:\A|\n)[ \t]*(Human|Assistant):")
-_TURN_HH = re.compile(r"(?:\A|\n\n)(Human|Assistant):")
 _TRANSCRIPT_COMMON = _Paths(id=("id",), monitor_key=("monitor_key",), event_time=("event_time",))
 
 
@@ -435,22 +433,7 @@ def transcript_pairs(text: str) -> list[tuple[str, str]]:
     >>> transcript_pairs("Human: a\\nAssistant: b\\nAssistant: c\\nHuman: d")
     [('a', 'b'), ('a', 'c')]
     """
-    return [(human, answer) for human, answer, _ in _transcript_turns(text)]
-
-
-def _transcript_turns(text: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
-    """(human turn, assistant turn, the turns before that human turn) for every answered human turn."""
-    hh = "\n\nHuman:" in text or "\n\nAssistant:" in text
-    parts = (_TURN_HH if hh else _TURN).split(text)
-    turns = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
-    out = []
-    human: int | None = None
-    for i, (speaker, body) in enumerate(turns):
-        if speaker == "Human":
-            human = i
-        elif human is not None:
-            out.append((turns[human][1], body, turns[:human]))
-    return out
+    return [(human, answer) for human, answer, _ in answered_turns(text)]
 
 
 def _transcript(obj: Any, cfg: AdapterConfig, fallback_id: str | None) -> list[ResponseEvent]:
@@ -466,7 +449,7 @@ def _transcript(obj: Any, cfg: AdapterConfig, fallback_id: str | None) -> list[R
         rid, key, t = _common(obj, cfg, _paths(cfg, _TRANSCRIPT_COMMON), fallback_id)
     else:
         raise AdapterError(f"record: expected a transcript string or a JSON object, got {_kind(obj)}")
-    pairs = _transcript_turns(text)
+    pairs = answered_turns(text)
     if not pairs:
         raise AdapterError(f"transcript: no Assistant: turn after a Human: turn at {where!r}")
     return [_event(id=f"{rid}#{n}", monitor_key=key, event_time=t, response=r,

@@ -215,7 +215,8 @@ def hh_lines():
 
 
 def test_every_hh_rlhf_transcript_maps_and_agrees_with_the_labelling_parser(hh_lines):
-    from classifier.hh_rlhf import last_pair, turns
+    from classifier.transcripts import last_exchange as last_pair
+    from classifier.transcripts import split_turns as turns
 
     cfg = AdapterConfig("transcript", FieldMap(transcript="chosen"), default_key="hh-chosen", default_time=T0)
     ids = set()
