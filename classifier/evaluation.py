@@ -48,6 +48,7 @@ def evaluate(clf: Classifier, examples: Sequence[Example]) -> tuple[dict[str, An
     unknown = sorted({e.label for e in examples} - set(codes))
     if unknown:
         raise ValueError(f"labels {unknown} are not in the classifier's taxonomy {list(codes)}")
+    rechecked = getattr(clf, "rechecked", None)  # int8 near ties the ONNX classifier recomputes in fp32
     probs = clf.predict_proba([e.prompt for e in examples], [e.response for e in examples])
     predicted = [codes[int(i)] for i in np.asarray(probs).argmax(axis=1)]
     report = classification_report([e.label for e in examples], predicted, codes)
@@ -58,4 +59,6 @@ def evaluate(clf: Classifier, examples: Sequence[Example]) -> tuple[dict[str, An
     report["by_source"] = by_source(examples, predicted, codes)
     report["entropy_agreement"] = entropy_agreement(examples, predicted, codes)
     report["model_version"] = clf.version
+    if rechecked is not None and getattr(clf, "recheck_margin", 0) > 0:  # what the worker's metric is compared to
+        report["int8_rechecked_share"] = (clf.rechecked - rechecked) / len(examples) if examples else 0.0
     return report, np.asarray(probs)

@@ -179,7 +179,7 @@ def test_default_model_handles_empty_and_huge_inputs(default_model):
 
 
 def test_evaluate_cli_json_interface(tmp_path, default_model):
-    ex = demo_corpus()[:40]
+    ex = demo_corpus()
     write_jsonl(ex, tmp_path / "d.jsonl")
     r = cli("classifier", "evaluate", "--data", str(tmp_path / "d.jsonl"), "--model", str(default_model),
             "--predictions", str(tmp_path / "p.jsonl"), "--json")
@@ -187,10 +187,18 @@ def test_evaluate_cli_json_interface(tmp_path, default_model):
     rep = json.loads(r.stdout)
     for k in ("n", "accuracy", "macro_f1", "per_class", "confusion", "cohen_kappa"):
         assert k in rep
-    assert rep["n"] == 40 and len(rep["confusion"]) == 5 and set(rep["per_class"]) == {"g1", "g2", "g3", "g4", "g5"}
+    assert rep["n"] == len(ex) and len(rep["confusion"]) == 5
+    assert set(rep["per_class"]) == {"g1", "g2", "g3", "g4", "g5"}
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [e.id for e in ex]
     assert abs(sum(lines[0]["probs"].values()) - 1) < 1e-4
+    # the share of int8 near ties recomputed in fp32 (what the worker's rechecked metric is read against)
+    from classifier.smoothing import RECHECK_MARGIN
+
+    raw = OnnxClassifier(default_model, "int8", recheck_margin=0).logits([e.prompt for e in ex],
+                                                                         [e.response for e in ex])
+    top = np.sort(raw, axis=1)
+    assert rep["int8_rechecked_share"] == (top[:, -1] - top[:, -2] < RECHECK_MARGIN).sum() / len(ex) > 0
 
 
 def test_evaluate_cli_bad_file_is_one_line(tmp_path):
