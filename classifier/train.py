@@ -6,13 +6,14 @@ Only the LoRA factors and the head are saved (``adapter.safetensors``, well unde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,37 @@ def predict_logits(model: PairClassifier, encoder: PairEncoder, rows: list[list[
     return out
 
 
+INIT_KEYS = ("backbone", "lora_r", "lora_alpha", "lora_targets", "max_length", "max_prompt_tokens")
+
+
+def init_config(init: Path, cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the architecture of the adapter in ``init`` (LoRA rank and targets, lengths, backbone), so
+    training can start from its weights."""
+    card_file = init / "adapter.json"
+    if not card_file.exists():
+        raise ValueError(f"--init {init}: no adapter.json there; pass a folder written by `classifier train` "
+                         "(the default's is classifier/weights/default)")
+    own = json.loads(card_file.read_text())["config"]
+    return replace(cfg, **{k: own[k] for k in INIT_KEYS})
+
+
 def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig, out_dir: Path,
-          taxonomy: Taxonomy = DEFAULT_TAXONOMY, progress: bool = True) -> dict[str, Any]:
-    """Train, keep the epoch with the best validation macro-F1, and save the adapter; return the card."""
+          taxonomy: Taxonomy = DEFAULT_TAXONOMY, progress: bool = True, init: Path | None = None) -> dict[str, Any]:
+    """Train, keep the epoch with the best validation macro-F1, and save the adapter; return the card.
+
+    ``init``: an adapter folder to start from (its LoRA factors and head; ``cfg`` must come from
+    ``init_config``), e.g. to fine-tune the default classifier on your own labels.
+    """
     if not train_ex or not val_ex:
         raise ValueError("training needs non-empty training and validation data")
+    if init is not None:
+        own = init_config(init, cfg)
+        differ = [k for k in INIT_KEYS if getattr(own, k) != getattr(cfg, k)]
+        if differ:
+            raise ValueError(f"--init {init}: {', '.join(differ)} differ from the adapter's; use init_config")
+        init_taxonomy = json.loads((init / "adapter.json").read_text())["taxonomy"]
+        if list(init_taxonomy) != list(taxonomy.codes):
+            raise ValueError(f"--init {init}: its taxonomy {init_taxonomy} is not {list(taxonomy.codes)}")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -98,6 +125,13 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     template = default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens)
     encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
     lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
+    if init is not None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(init / "adapter.safetensors"))
+        if set(state) != set(model.trainable_state()):
+            raise ValueError(f"--init {init}: its weights do not fit this backbone")
+        model.load_state_dict(state, strict=False)
     model.to(device)
     codes = taxonomy.codes
     x_train = encoder.ids_many([e.prompt for e in train_ex], [e.response for e in train_ex])
@@ -154,6 +188,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "template": asdict(template),
         "lora_layers": lora_layers,
         "config": asdict(cfg),
+        "init": None if init is None else {"adapter": str(init), "sha256_12": hashlib.sha256(
+            (init / "adapter.safetensors").read_bytes()).hexdigest()[:12]},
         "best_epoch": best[1],
         "history": history,
         "train_seconds": round(time.monotonic() - started, 1),

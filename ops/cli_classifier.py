@@ -67,9 +67,12 @@ def train(
     threads: Annotated[int, typer.Option(min=1)] = 2,
     taxonomy: Annotated[str, typer.Option(help="five-class | three-class | taxonomy JSON file")] = "five-class",
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto (CUDA when torch sees a GPU)")] = "cpu",
+    init: Annotated[Path | None, typer.Option(
+        help="start from this adapter's LoRA and head (e.g. classifier/weights/default, to adapt the default "
+             "to your labels); its LoRA rank and targets and its lengths replace those options")] = None,
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
-    from classifier.train import TrainConfig
+    from classifier.train import TrainConfig, init_config
     from classifier.train import train as run
 
     if lora_targets not in ("attention", "all"):
@@ -83,7 +86,9 @@ def train(
     from classifier.taxonomy import load_taxonomy
 
     try:
-        card = run(_load(data, taxonomy), _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy))
+        if init is not None:
+            cfg = init_config(init, cfg)
+        card = run(_load(data, taxonomy), _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy), init=init)
     except ValueError as err:
         fail(str(err))
     typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")

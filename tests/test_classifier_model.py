@@ -208,6 +208,29 @@ def test_evaluate_cli_bad_file_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith(f"error: {bad}:1: unknown category 'g7'")
 
 
+def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus_splits):
+    from safetensors.torch import load_file
+
+    from classifier.datasets import load_jsonl
+    from classifier.default_model import weights_dir
+    from classifier.train import TrainConfig, init_config, train
+
+    data, _ = corpus_splits
+    cfg = init_config(weights_dir(), TrainConfig(epochs=1, lr=0.0, seed=3))
+    assert (cfg.lora_r, cfg.lora_targets, cfg.max_length) == (16, "all", 192)  # the default's, not TrainConfig's
+    card = train(load_jsonl(data / "train.jsonl"), load_jsonl(data / "val.jsonl"), cfg, tmp_path / "a",
+                 progress=False, init=weights_dir())
+    start, end = (load_file(str(d / "adapter.safetensors")) for d in (weights_dir(), tmp_path / "a"))
+    assert set(start) == set(end) and all(torch.equal(start[k], end[k]) for k in start)  # lr 0: still the default
+    assert card["init"]["adapter"] == str(weights_dir()) and len(card["init"]["sha256_12"]) == 12
+    with pytest.raises(ValueError, match="lora_r, lora_alpha, lora_targets differ"):
+        train(load_jsonl(data / "train.jsonl"), load_jsonl(data / "val.jsonl"), TrainConfig(epochs=1),
+              tmp_path / "b", progress=False, init=weights_dir())
+    r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+            "--out", str(tmp_path / "c"), "--init", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().startswith(f"error: --init {tmp_path}: no adapter.json there")
+
+
 def test_train_on_a_gpu_that_is_not_there_is_one_line(tmp_path, corpus_splits):
     data, _ = corpus_splits
     r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
