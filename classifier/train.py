@@ -125,10 +125,13 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     template = default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens)
     encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
     lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
+    init_card = None
     if init is not None:
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        state = load_file(str(init / "adapter.safetensors"))
+        raw = (init / "adapter.safetensors").read_bytes()  # read once: loaded, and its hash goes into the card
+        init_card = {"adapter": str(init), "sha256_12": hashlib.sha256(raw).hexdigest()[:12]}
+        state = load(raw)
         if set(state) != set(model.trainable_state()):
             raise ValueError(f"--init {init}: its weights do not fit this backbone")
         model.load_state_dict(state, strict=False)
@@ -188,8 +191,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "template": asdict(template),
         "lora_layers": lora_layers,
         "config": asdict(cfg),
-        "init": None if init is None else {"adapter": str(init), "sha256_12": hashlib.sha256(
-            (init / "adapter.safetensors").read_bytes()).hexdigest()[:12]},
+        "init": init_card,
         "best_epoch": best[1],
         "history": history,
         "train_seconds": round(time.monotonic() - started, 1),
