@@ -127,14 +127,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
     init_card = None
     if init is not None:
-        from safetensors.torch import load
-
-        raw = (init / "adapter.safetensors").read_bytes()  # read once: loaded, and its hash goes into the card
-        init_card = {"adapter": str(init), "sha256_12": hashlib.sha256(raw).hexdigest()[:12]}
-        state = load(raw)
-        if set(state) != set(model.trainable_state()):
-            raise ValueError(f"--init {init}: its weights do not fit this backbone")
-        model.load_state_dict(state, strict=False)
+        init_card = {"adapter": str(init), "sha256_12": load_adapter_weights(model, init, exact=True)}
     model.to(device)
     codes = taxonomy.codes
     x_train = encoder.ids_many([e.prompt for e in train_ex], [e.response for e in train_ex])
@@ -207,21 +200,34 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     return card
 
 
+def load_adapter_weights(model: PairClassifier, adapter_dir: Path, exact: bool = False) -> str:
+    """Load an adapter's LoRA factors and head into ``model`` (LoRA layers already added); return the first
+    12 hex digits of the file's sha256.
+
+    ``exact``: the file must hold every trainable tensor (a warm start), not just tensors the model has.
+    """
+    from safetensors.torch import load
+
+    raw = (adapter_dir / "adapter.safetensors").read_bytes()  # read once: loaded and hashed from the same bytes
+    state = load(raw)
+    unknown = set(state) - set(model.state_dict())
+    if unknown or (exact and set(state) != set(model.trainable_state())):
+        shown = sorted(unknown or set(model.trainable_state()) ^ set(state))[:3]
+        raise ValueError(f"{adapter_dir}: adapter weights do not fit this backbone ({shown} ...); "
+                         "was it trained with another --backbone?")
+    model.load_state_dict(state, strict=False)
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
 def load_trained(adapter_dir: Path, backbone_dir: Path | None = None) -> tuple[PairClassifier, PairTemplate, Path]:
     """Rebuild the trained classifier (LoRA merged) from an adapter directory; return it, its template and
     the tokenizer file."""
-    from safetensors.torch import load_file
-
     card = json.loads((adapter_dir / "adapter.json").read_text())
     cfg = TrainConfig(**card["config"])
     kind, path = resolve_backbone(cfg.backbone) if backbone_dir is None else (card["kind"], backbone_dir)
     model = PairClassifier(load_encoder(kind, path), len(card["taxonomy"]))
     model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
-    state = load_file(str(adapter_dir / "adapter.safetensors"))
-    missing = set(state) - set(model.state_dict())
-    if missing:
-        raise ValueError(f"{adapter_dir}: adapter weights do not fit the backbone ({sorted(missing)[:3]} ...)")
-    model.load_state_dict(state, strict=False)
+    load_adapter_weights(model, adapter_dir)
     model.merge_lora()
     model.eval()
     template = PairTemplate(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["template"].items()})

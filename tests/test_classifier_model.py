@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -209,7 +210,7 @@ def test_evaluate_cli_bad_file_is_one_line(tmp_path):
 
 
 def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus_splits):
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file, save_file
 
     from classifier.datasets import load_jsonl
     from classifier.default_model import weights_dir
@@ -229,6 +230,13 @@ def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus
     r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
             "--out", str(tmp_path / "c"), "--init", str(tmp_path))
     assert r.returncode == 2 and r.stderr.strip().startswith(f"error: --init {tmp_path}: no adapter.json there")
+    partial = tmp_path / "partial"  # the default's card, but one tensor short: a warm start needs every one
+    partial.mkdir()
+    shutil.copy(weights_dir() / "adapter.json", partial)
+    save_file(dict(list(start.items())[1:]), str(partial / "adapter.safetensors"))
+    with pytest.raises(ValueError, match="adapter weights do not fit this backbone"):
+        train(load_jsonl(data / "train.jsonl"), load_jsonl(data / "val.jsonl"), cfg, tmp_path / "d",
+              progress=False, init=partial)
 
 
 def test_train_on_a_gpu_that_is_not_there_is_one_line(tmp_path, corpus_splits):
