@@ -11,6 +11,7 @@ import numpy as np
 
 from classifier.base import Classifier
 from classifier.datasets import Example
+from classifier.intervals import LEVEL, RESAMPLES, SEED, score_intervals, statistic_interval
 from classifier.metrics import classification_report, spearman
 from classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
 from streams.entropy import plugin_entropy
@@ -23,21 +24,31 @@ def entropy_agreement(examples: Sequence[Example], predicted: Sequence[str], cod
     for i, e in enumerate(examples):
         if e.model and e.group:
             groups[(e.model, e.group)].append(i)
-    human, model = [], []
-    for idx in groups.values():
-        if len(idx) < 5:
-            continue
-        human.append(plugin_entropy([sum(examples[i].label == c for i in idx) for c in codes]))
-        model.append(plugin_entropy([sum(predicted[i] == c for i in idx) for c in codes]))
-    return {"groups": len(human), "spearman": spearman(human, model) if len(human) >= 3 else math.nan}
+    pairs = [(plugin_entropy([sum(examples[i].label == c for i in idx) for c in codes]),
+              plugin_entropy([sum(predicted[i] == c for i in idx) for c in codes]))
+             for idx in groups.values() if len(idx) >= 5]
+
+    def rho(sample: list[tuple[float, float]]) -> float:
+        return spearman([h for h, _ in sample], [m for _, m in sample]) if len(sample) >= 3 else math.nan
+
+    return {"groups": len(pairs), "spearman": rho(pairs),
+            "spearman_interval": statistic_interval(pairs, rho) if len(pairs) >= 3 else [math.nan, math.nan]}
+
+
+def clusters_of(examples: Sequence[Example]) -> list[str]:
+    """What the bootstrap resamples: the split key where the file has one, else the prompt."""
+    return [e.split_key or e.prompt for e in examples]
 
 
 def by_source(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]) -> dict[str, Any]:
     out = {}
     for src in sorted({e.source or "unknown" for e in examples}):
         idx = [i for i, e in enumerate(examples) if (e.source or "unknown") == src]
-        rep = classification_report([examples[i].label for i in idx], [predicted[i] for i in idx], codes)
-        out[src] = {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+        truth, guess = [examples[i].label for i in idx], [predicted[i] for i in idx]
+        rep = classification_report(truth, guess, codes)
+        interval = score_intervals(truth, guess, clusters_of([examples[i] for i in idx]), codes)["accuracy"]
+        out[src] = {"n": rep["n"], "accuracy": rep["accuracy"], "accuracy_interval": interval,
+                    "macro_f1": rep["macro_f1"],
                     "cohen_kappa": rep["cohen_kappa"]}  # beside the human annotators' κ on that source
     return out
 
@@ -56,6 +67,10 @@ def evaluate(clf: Classifier, examples: Sequence[Example]) -> tuple[dict[str, An
         three = [FIVE_TO_THREE[t] == FIVE_TO_THREE[p] for t, p in zip((e.label for e in examples), predicted,
                                                                         strict=True)]
         report["accuracy_3class"] = float(np.mean(three)) if three else math.nan
+    clusters = clusters_of(examples)
+    report["intervals"] = {"method": f"percentile bootstrap over prompts ({RESAMPLES} resamples, seed {SEED})",
+                           "level": LEVEL, "prompts": len(set(clusters)),
+                           **score_intervals([e.label for e in examples], predicted, clusters, codes)}
     report["by_source"] = by_source(examples, predicted, codes)
     report["entropy_agreement"] = entropy_agreement(examples, predicted, codes)
     report["model_version"] = clf.version

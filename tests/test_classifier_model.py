@@ -190,6 +190,11 @@ def test_evaluate_cli_json_interface(tmp_path, default_model):
         assert k in rep
     assert rep["n"] == len(ex) and len(rep["confusion"]) == 5
     assert set(rep["per_class"]) == {"g1", "g2", "g3", "g4", "g5"}
+    iv = rep["intervals"]  # bootstrap over prompts: the point estimates sit inside their intervals
+    assert iv["prompts"] == len({e.prompt for e in ex}) and iv["accuracy"][0] <= rep["accuracy"] <= iv["accuracy"][1]
+    assert all(lo <= rep["per_class"][c]["recall"] <= hi for c, (lo, hi) in iv["recall"].items())
+    ea = rep["entropy_agreement"]  # the demo corpus has no (model, group) tags: no ρ, and no interval for it
+    assert ea["groups"] == 0 and ea["spearman"] is None and ea["spearman_interval"] == [None, None]
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [e.id for e in ex]
     assert abs(sum(lines[0]["probs"].values()) - 1) < 1e-4
