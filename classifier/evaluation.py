@@ -17,22 +17,30 @@ from classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
 from streams.entropy import plugin_entropy
 
 
-def entropy_agreement(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]
-                      ) -> dict[str, Any]:
-    """Spearman ρ between the entropy of human labels and of predicted labels per (model × group) group."""
+def group_entropies(examples: Sequence[Example], predictions: Sequence[Sequence[str]], codes: Sequence[str]
+                    ) -> list[tuple[float, ...]]:
+    """Per (model × group) group of at least 5 pairs: the entropy of its human labels, then of each prediction
+    list's labels."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, e in enumerate(examples):
         if e.model and e.group:
             groups[(e.model, e.group)].append(i)
-    pairs = [(plugin_entropy([sum(examples[i].label == c for i in idx) for c in codes]),
-              plugin_entropy([sum(predicted[i] == c for i in idx) for c in codes]))
-             for idx in groups.values() if len(idx) >= 5]
+    return [(plugin_entropy([sum(examples[i].label == c for i in idx) for c in codes]),
+             *(plugin_entropy([sum(pred[i] == c for i in idx) for c in codes]) for pred in predictions))
+            for idx in groups.values() if len(idx) >= 5]
 
-    def rho(sample: list[tuple[float, float]]) -> float:
-        return spearman([h for h, _ in sample], [m for _, m in sample]) if len(sample) >= 3 else math.nan
 
-    return {"groups": len(pairs), "spearman": rho(pairs),
-            "spearman_interval": statistic_interval(pairs, rho) if len(pairs) >= 3 else [math.nan, math.nan]}
+def rank_correlation(rows: Sequence[tuple[float, ...]], column: int = 1) -> float:
+    """Spearman ρ between the human entropies (column 0) and one prediction's (NaN under 3 groups)."""
+    return spearman([r[0] for r in rows], [r[column] for r in rows]) if len(rows) >= 3 else math.nan
+
+
+def entropy_agreement(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]
+                      ) -> dict[str, Any]:
+    """Spearman ρ between the entropy of human labels and of predicted labels per (model × group) group."""
+    rows = group_entropies(examples, [predicted], codes)
+    return {"groups": len(rows), "spearman": rank_correlation(rows),
+            "spearman_interval": statistic_interval(rows, rank_correlation) if len(rows) >= 3 else [math.nan] * 2}
 
 
 def clusters_of(examples: Sequence[Example]) -> list[str]:

@@ -26,7 +26,8 @@ SEED = 0
 _CHUNK = 250  # resamples per matrix product: bounds memory on large evaluation files
 
 
-def _percentile(values: np.ndarray, level: float) -> list[float]:
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
+    """The central ``level`` percentile interval of bootstrap values (NaNs, from empty classes, left out)."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return [float("nan"), float("nan")]
@@ -37,24 +38,35 @@ def _percentile(values: np.ndarray, level: float) -> list[float]:
 def resampled_confusions(y_true: Sequence[str], y_pred: Sequence[str], clusters: Sequence[str],
                          labels: Sequence[str], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """Confusion matrices of ``resamples`` bootstrap resamples of the clusters: shape (resamples, k, k)."""
+    return paired_confusions(y_true, [y_pred], clusters, labels, resamples, seed)[0]
+
+
+def paired_confusions(y_true: Sequence[str], predictions: Sequence[Sequence[str]], clusters: Sequence[str],
+                      labels: Sequence[str], resamples: int = RESAMPLES, seed: int = SEED) -> list[np.ndarray]:
+    """One stack of resampled confusion matrices per prediction list, all on the same resamples (paired), so
+    differences between classifiers keep only the variation that is theirs."""
     k = len(labels)
     index = {c: i for i, c in enumerate(labels)}
-    cell = np.array([index[t] * k + index[p] for t, p in zip(y_true, y_pred, strict=True)], dtype=np.int64)
     _, cluster = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
-    n_clusters = int(cluster.max()) + 1 if cell.size else 0
-    per_cluster = np.zeros((n_clusters, k * k))
-    np.add.at(per_cluster, (cluster, cell), 1)
+    n_clusters = int(cluster.max()) + 1 if cluster.size else 0
+    per_cluster = []
+    for y_pred in predictions:
+        cell = np.array([index[t] * k + index[p] for t, p in zip(y_true, y_pred, strict=True)], dtype=np.int64)
+        counts = np.zeros((n_clusters, k * k))
+        np.add.at(counts, (cluster, cell), 1)
+        per_cluster.append(counts)
     rng = np.random.default_rng(seed)
-    out = np.empty((resamples, k * k))
+    out = [np.empty((resamples, k * k)) for _ in predictions]
     for start in range(0, resamples, _CHUNK):
         m = min(_CHUNK, resamples - start)
         weights = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=m) if n_clusters else \
             np.zeros((m, 0))
-        out[start:start + m] = weights @ per_cluster
-    return out.reshape(resamples, k, k)
+        for stack, counts in zip(out, per_cluster, strict=True):
+            stack[start:start + m] = weights @ counts
+    return [stack.reshape(resamples, k, k) for stack in out]
 
 
-def _scores(m: np.ndarray) -> dict[str, np.ndarray]:
+def scores_of(m: np.ndarray) -> dict[str, np.ndarray]:
     """Accuracy, macro-F1, κ and per-class recall of a stack of confusion matrices (rows = truth)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         n = m.sum(axis=(1, 2))
@@ -74,10 +86,9 @@ def score_intervals(y_true: Sequence[str], y_pred: Sequence[str], clusters: Sequ
                     resamples: int = RESAMPLES, level: float = LEVEL, seed: int = SEED) -> dict[str, Any]:
     """Bootstrap intervals for accuracy, macro-F1, Cohen's κ and each class's recall, resampling clusters."""
     stack = resampled_confusions(y_true, y_pred, clusters, labels, resamples, seed)
-    s = _scores(stack)
-    return {"accuracy": _percentile(s["accuracy"], level), "macro_f1": _percentile(s["macro_f1"], level),
-            "cohen_kappa": _percentile(s["cohen_kappa"], level),
-            "recall": {c: _percentile(s["recall"][:, i], level) for i, c in enumerate(labels)}}
+    s = scores_of(stack)
+    return {**{key: percentile_interval(s[key], level) for key in ("accuracy", "macro_f1", "cohen_kappa")},
+            "recall": {c: percentile_interval(s["recall"][:, i], level) for i, c in enumerate(labels)}}
 
 
 def statistic_interval(items: Sequence[Any], statistic: Callable[[list[Any]], float], resamples: int = RESAMPLES,
@@ -92,4 +103,4 @@ def statistic_interval(items: Sequence[Any], statistic: Callable[[list[Any]], fl
         return [float("nan"), float("nan")]
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(items), size=(resamples, len(items)))
-    return _percentile(np.array([statistic([items[j] for j in row]) for row in draws], dtype=float), level)
+    return percentile_interval(np.array([statistic([items[j] for j in row]) for row in draws], dtype=float), level)

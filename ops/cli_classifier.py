@@ -177,6 +177,56 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    data: Annotated[Path, typer.Option(help="labelled JSONL to score both on (your validation split)")],
+    model: Annotated[str, typer.Option(help="the candidate (A): exported model folder, 'rules', or 'default'")],
+    against: Annotated[str, typer.Option(help="the reference (B), same choices")] = "default",
+    precision: Annotated[str, typer.Option(help="int8 | fp32 | fp16 | auto, for both")] = "int8",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Score two classifiers on the same pairs: A − B for each score with a paired 95 % bootstrap interval."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from classifier.base import argmax_codes
+    from classifier.comparison import compare_predictions
+    from classifier.loading import load_classifier
+
+    try:
+        a, b = (load_classifier(m, precision=precision) for m in (model, against))
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        fail(str(err))
+    if a.taxonomy.codes != b.taxonomy.codes:
+        fail(f"{model} and {against} have different taxonomies ({list(a.taxonomy.codes)} against "
+             f"{list(b.taxonomy.codes)}): there is nothing to compare")
+    examples = _load(data, a.taxonomy)
+    prompts, responses = [e.prompt for e in examples], [e.response for e in examples]
+    pred = [argmax_codes(clf.predict_proba(prompts, responses), clf.taxonomy) for clf in (a, b)]
+    report = {"a": {"model": model, "version": a.version}, "b": {"model": against, "version": b.version},
+              **compare_predictions(examples, pred[0], pred[1], a.taxonomy.codes)}
+    if as_json:
+        typer.echo(json.dumps(_clean(report)))
+        return
+    table = Table(title=f"A = {model} against B = {against}: {report['n']} pairs, {report['prompts']} prompts "
+                        f"(95 % paired bootstrap over prompts)")
+    for col in ("score", "A", "B", "A − B", "interval", "verdict"):
+        table.add_column(col, justify="left" if col in ("score", "verdict") else "right")
+    rows = [(k, report[k]) for k in ("accuracy", "macro_f1", "cohen_kappa")]
+    rows += [(f"recall {c}", e) for c, e in report["recall"].items()]
+    rows += [(f"accuracy on {s} (n {e['n']})", e) for s, e in report["by_source"].items()]
+    if "entropy_agreement" in report:
+        rows.append((f"entropy ρ ({report['entropy_agreement']['groups']} groups)", report["entropy_agreement"]))
+    for name, e in rows:
+        table.add_row(name, f"{e['a']:.3f}", f"{e['b']:.3f}", f"{e['difference']:+.3f}",
+                      f"{e['interval'][0]:+.3f} … {e['interval'][1]:+.3f}", e["verdict"])
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    d = report["disagreements"]
+    console.print(f"They disagree on {d['pairs']} pairs: only A right on {d['only_a_right']}, only B right on "
+                  f"{d['only_b_right']}.")
+
+
+@app.command()
 def card(
     data: Annotated[Path, typer.Option(help="folder with val.jsonl and test.jsonl (valuedrift classifier prepare)")],
     out: Annotated[Path, typer.Option(help="where to write the card's evaluation JSON, e.g. "

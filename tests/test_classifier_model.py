@@ -207,6 +207,28 @@ def test_evaluate_cli_json_interface(tmp_path, default_model):
     assert rep["int8_rechecked_share"] == (top[:, -1] - top[:, -2] < RECHECK_MARGIN).sum() / len(ex) > 0
 
 
+def test_compare_cli_scores_two_models_on_the_same_resamples(tmp_path, default_model):
+    ex = demo_corpus()
+    write_jsonl(ex, tmp_path / "d.jsonl")
+    r = cli("classifier", "compare", "--data", str(tmp_path / "d.jsonl"), "--model", str(default_model),
+            "--against", "rules", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["a"]["model"] == str(default_model) and rep["b"]["version"].startswith("rules")
+    ev = [json.loads(cli("classifier", "evaluate", "--data", str(tmp_path / "d.jsonl"), "--model", m, "--json").stdout)
+          for m in (str(default_model), "rules")]
+    assert (rep["accuracy"]["a"], rep["accuracy"]["b"]) == (ev[0]["accuracy"], ev[1]["accuracy"])
+    assert rep["accuracy"]["difference"] == ev[0]["accuracy"] - ev[1]["accuracy"]
+    lo, hi = rep["accuracy"]["interval"]
+    assert lo <= rep["accuracy"]["difference"] <= hi
+    assert rep["disagreements"]["only_a_right"] - rep["disagreements"]["only_b_right"] == round(
+        rep["accuracy"]["difference"] * len(ex))
+    r = cli("classifier", "compare", "--data", str(tmp_path / "d.jsonl"), "--model", str(default_model))
+    assert r.returncode == 0 and "no detectable difference" in r.stdout and "They disagree on 0 pairs" in r.stdout
+    r = cli("classifier", "compare", "--data", str(tmp_path / "d.jsonl"), "--model", str(tmp_path / "nope"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(tmp_path / "nope") in r.stderr
+
+
 def test_evaluate_cli_bad_file_is_one_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "prompt": "a", "response": "b", "label": "g7"}\n')

@@ -76,3 +76,26 @@ def test_the_entropy_correlation_gets_an_interval_over_its_groups():
 
     lo, hi = statistic_interval(pairs, rho)
     assert lo < rho(pairs) < hi <= 1.0 and lo > 0.6
+
+
+def test_a_paired_comparison_sees_a_small_consistent_gain_that_separate_intervals_hide():
+    """B is A with 12 of 600 right answers turned wrong: separate intervals overlap, the paired one excludes 0."""
+    from classifier.comparison import compare_predictions
+    from classifier.datasets import Example
+
+    truth, a = noisy_labels(600, 0.7, seed=5)
+    right = [i for i in range(600) if a[i] == truth[i]]
+    wrong = set(random.Random(6).sample(right, 12))
+    b = [CODES[(CODES.index(p) + 1) % 3] if i in wrong else p for i, p in enumerate(a)]
+    ex = [Example(str(i), f"prompt {i // 2}", "r", t, source="s1" if i < 300 else "s2") for i, t in enumerate(truth)]
+    rep = compare_predictions(ex, a, b, CODES)
+    assert abs(rep["accuracy"]["difference"] - 12 / 600) < 1e-12 and rep["accuracy"]["verdict"] == "a better"
+    assert rep["disagreements"] == {"pairs": 12, "only_a_right": 12, "only_b_right": 0}
+    alone = [score_intervals(truth, p, [e.prompt for e in ex], CODES)["accuracy"] for p in (a, b)]
+    assert alone[1][1] > alone[0][0]  # on their own, the two intervals overlap
+    assert set(rep["by_source"]) == {"s1", "s2"} and rep["by_source"]["s1"]["n"] == 300
+    same = compare_predictions(ex, a, a, CODES)
+    assert same["macro_f1"]["interval"] == [0.0, 0.0] and same["macro_f1"]["verdict"] == "no detectable difference"
+    flipped = compare_predictions(ex, b, a, CODES)
+    assert flipped["accuracy"]["verdict"] == "b better"
+    assert flipped["accuracy"]["interval"] == [-x for x in reversed(rep["accuracy"]["interval"])]
