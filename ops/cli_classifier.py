@@ -1,4 +1,4 @@
-"""``valuedrift classifier ...``: prepare data, train, export, evaluate, build the default model, benchmark."""
+"""``valuedrift classifier ...``: prepare data, train, export, evaluate, compare, build the default model, benchmark."""
 
 from __future__ import annotations
 
