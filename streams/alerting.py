@@ -45,6 +45,7 @@ BINARY_RULES = ("ddm_g2", "ddm_g4")  # River DDM on per-response indicators: is 
 RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin", *BINARY_RULES)
 DEFAULT_RULES = ("epsilon", "delta_z", "trend", "page_hinkley")
 RIVER_RULES = ("page_hinkley", "adwin", "kswin", *BINARY_RULES)
+CLASSIFIER_CHANGED = "classifier_changed"  # not a rule: an info alert where the rules restart a key's series
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class AlertState:
     window entropies (``series``), so their state survives without unpickling anything.
     """
 
-    __slots__ = ("history", "last_window_start", "series", "rates", "detectors", "policy", "windows")
+    __slots__ = ("history", "last_window_start", "series", "rates", "detectors", "policy", "windows", "classifier")
 
     def __init__(self) -> None:
         self.history: list[tuple[float, float, float]] = []  # (window start, S, SE), oldest first
@@ -162,10 +163,17 @@ class AlertState:
         self.detectors: dict[str, Any] = {}
         self.policy = PolicyState()
         self.windows = 0  # windows evaluated for the key
+        self.classifier: list[str] = []  # classifier versions of the key's last window that had any
+
+    def restart(self) -> None:
+        """Forget the key's S series (trend history, River detectors) after a classifier change; the drift
+        episode state and the window count stay."""
+        self.history, self.series, self.rates, self.detectors = [], [], {}, {}
 
     def to_dict(self) -> dict:
         return {"history": [list(h) for h in self.history], "last_window_start": self.last_window_start,
-                "series": self.series, "rates": self.rates, "policy": self.policy.to_dict(), "windows": self.windows}
+                "series": self.series, "rates": self.rates, "policy": self.policy.to_dict(), "windows": self.windows,
+                "classifier": self.classifier}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AlertState:
@@ -177,6 +185,7 @@ class AlertState:
             st.rates = {r: [list(x) for x in v] for r, v in d.get("rates", {}).items()}
             st.policy = PolicyState.from_dict(d.get("policy"))
             st.windows = int(d.get("windows", 0))
+            st.classifier = list(d.get("classifier", []))
         return st
 
     def detector(self, rule: str, policy: AlertPolicy) -> Any:
@@ -242,6 +251,16 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     """
     if state.last_window_start is not None and w.window_start <= state.last_window_start:
         return []
+    out: list[Alert] = []
+    when = format_time(w.window_start)
+    if w.classifier_changed:  # S moved with the classifier: no rule compares windows across the change
+        out.append(_alert(w, CLASSIFIER_CHANGED, 1.0, 1.0, "info",
+                          f"{w.monitor_key}: the classifier changed from {', '.join(state.classifier) or '?'} to "
+                          f"{', '.join(w.classifier_versions)} at {when}; the alert rules start the key's series "
+                          f"afresh", classifier_versions=w.classifier_versions, previous_versions=state.classifier))
+        state.restart()
+    if w.classifier_versions:
+        state.classifier = list(w.classifier_versions)
     river_rules = [r for r in policy.rules if r in RIVER_RULES]
     river_fired = []
     for rule in river_rules:
@@ -254,9 +273,7 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     state.series = (state.series + [w.entropy])[-policy.detector_memory:] if river_rules else []
     state.last_window_start = w.window_start
     state.history = (state.history + [(w.window_start, w.entropy, w.entropy_se)])[-policy.trend_windows:]
-    out: list[Alert] = []
-    when = format_time(w.window_start)
-    d = w.delta_entropy
+    d = None if w.classifier_changed else w.delta_entropy
     if "epsilon" in policy.rules and d is not None and abs(d) > policy.epsilon:
         out.append(_alert(w, "epsilon", d, policy.epsilon, "info",
                           f"{w.monitor_key}: |ΔS| = {abs(d):.3f} nats > ε = {policy.epsilon:g} at {when}"))

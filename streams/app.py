@@ -183,7 +183,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         source = None if rec.source_offset is None else (
             rec.source_partition or 0, rec.source_offset * MAX_EVENTS_PER_MESSAGE + rec.source_index)
         probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
-        res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source)
+        res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source, version=rec.model_version)
         if res.duplicate:
             return
         last_seen[key] = time.monotonic()

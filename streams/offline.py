@@ -41,8 +41,9 @@ class OfflineCore:
         self.windows: list[WindowStatistic] = []
         self.late = 0
 
-    def add(self, key: str, event_time: float, category: str, probs: list[float] | None) -> None:
-        res = self.engine.add(key, event_time, category, probs)
+    def add(self, key: str, event_time: float, category: str, probs: list[float] | None,
+            version: str | None = None) -> None:
+        res = self.engine.add(key, event_time, category, probs, version)
         if res.closed:
             self.windows.extend(res.closed)
         if res.late:
@@ -66,7 +67,8 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
     def run(batch: list[ResponseEvent]) -> None:
         probs = classifier.predict_proba([e.prompt for e in batch], [e.response for e in batch])
         for ev, row in zip(batch, probs, strict=True):
-            core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(p) for p in row])
+            core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(p) for p in row],
+                     classifier.version)
 
     batch: list[ResponseEvent] = []
     for ev in events:
@@ -87,5 +89,5 @@ def run_classified(records: Iterable[ClassifiedResponse], settings: Settings,
     core = OfflineCore(settings, codes, confusion)
     for rec in records:
         p = rec.probs
-        core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes])
+        core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes], rec.model_version)
     return core.finish()

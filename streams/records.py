@@ -283,6 +283,12 @@ class WindowStatistic(Record):
     delta_se: float | None
     prev_window_start: float | None
     closed_by: Literal["watermark", "idle", "flush"]
+    classifier_versions: list[str] = Field(
+        default_factory=list, description="model_version of the classifier(s) that labelled this window's events, "
+                                          "sorted (empty when the events carried none)")
+    classifier_changed: bool = Field(
+        default=False, description="true when classifier_versions differ from the key's previous window's: S moved "
+                                   "with the classifier, so the alert rules start the key's series afresh here")
 
     @property
     def id(self) -> str:

@@ -81,11 +81,13 @@ class AddResult:
 def window_statistic(key: str, start: float, end: float, categories: Sequence[str], counts: Sequence[float],
                      prob_sums: Sequence[float] | None, closed_by: str,
                      prev: tuple[float, float, float] | None,
-                     confusion: Sequence[Sequence[float]] | None = None) -> WindowStatistic:
+                     confusion: Sequence[Sequence[float]] | None = None,
+                     versions: Sequence[str] = (), prev_versions: Sequence[str] | None = None) -> WindowStatistic:
     """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one.
 
     With the classifier's held-out ``confusion`` matrix, ``entropy_corrected`` is the entropy of the
-    category mix estimated by inverting it (``streams.estimators.confusion_corrected``).
+    category mix estimated by inverting it (``streams.estimators.confusion_corrected``). ``versions`` are the
+    classifier versions of this window's events, ``prev_versions`` those of the key's previous window.
     """
     n = int(sum(counts))
     s = plugin_entropy(counts)
@@ -106,13 +108,16 @@ def window_statistic(key: str, start: float, end: float, categories: Sequence[st
         entropy=s, entropy_se=se, entropy_mm=miller_madow_entropy(counts), entropy_soft=soft,
         entropy_corrected=corrected,
         delta_entropy=d, delta_se=dse, prev_window_start=prev_start, closed_by=closed_by,  # type: ignore[arg-type]
+        classifier_versions=sorted(versions),
+        classifier_changed=bool(versions) and prev_versions is not None and set(versions) != set(prev_versions),
     )
 
 
 class KeyWindows:
     """The open windows and watermark of one monitored key; serialisable with ``to_dict``."""
 
-    __slots__ = ("open", "max_event_ms", "closed_until_ms", "prev", "offsets", "late", "partition")
+    __slots__ = ("open", "max_event_ms", "closed_until_ms", "prev", "offsets", "late", "partition", "versions",
+                 "prev_versions")
 
     def __init__(self) -> None:
         # window start (ms) -> [n, counts..., prob sums...]
@@ -123,6 +128,8 @@ class KeyWindows:
         self.offsets: dict[int, int] = {}
         self.late: int = 0
         self.partition: int | None = None  # the stream partition this key's state lives on
+        self.versions: dict[int, list[str]] = {}  # window start (ms) -> classifier versions of its events
+        self.prev_versions: list[str] | None = None  # those of the last emitted window that had any
 
     def is_duplicate(self, partition: int, offset: int) -> bool:
         """Return True when this source offset was already applied (a redelivery after a crash)."""
@@ -137,12 +144,14 @@ class KeyWindows:
         probs: Sequence[float] | None = None,
         *,
         source: tuple[int, int] | None = None,
+        version: str | None = None,
     ) -> AddResult:
         """Count one classified event; return the windows that closed because of it.
 
         ``source`` is the (partition, offset) of the event's original input
         message; an offset at or below the highest one already applied for
-        that partition is a redelivery and is skipped.
+        that partition is a redelivery and is skipped. ``version`` is the
+        classifier's ``model_version`` that labelled it.
         """
         if source is not None:
             if self.is_duplicate(*source):
@@ -159,6 +168,10 @@ class KeyWindows:
         if acc is None:
             acc = self.open[start] = [0.0] * (1 + 2 * k)
         acc[0] += 1
+        if version is not None:
+            seen = self.versions.setdefault(start, [])
+            if version not in seen:
+                seen.append(version)
         ci = cfg.categories.index(category)
         acc[1 + ci] += 1
         if probs is None:
@@ -192,9 +205,12 @@ class KeyWindows:
 
     def _statistic(self, cfg: WindowConfig, key: str, start: int, acc: list[float], closed_by: str) -> WindowStatistic:
         k = len(cfg.categories)
+        versions = self.versions.pop(start, [])
         stat = window_statistic(key, start / 1000, (start + cfg.size_ms) / 1000, cfg.categories, acc[1 : 1 + k],
-                                acc[1 + k :], closed_by, self.prev, cfg.confusion)
+                                acc[1 + k :], closed_by, self.prev, cfg.confusion, versions, self.prev_versions)
         self.prev = (start, stat.entropy, stat.entropy_se)
+        if versions:
+            self.prev_versions = stat.classifier_versions
         return stat
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +223,8 @@ class KeyWindows:
             "offsets": {str(p): o for p, o in self.offsets.items()},
             "late": self.late,
             "partition": self.partition,
+            "versions": {str(s): v for s, v in self.versions.items()},
+            "prev_versions": self.prev_versions,
         }
 
     @classmethod
@@ -221,6 +239,8 @@ class KeyWindows:
         kw.offsets = {int(p): o for p, o in d["offsets"].items()}
         kw.late = d["late"]
         kw.partition = d.get("partition")
+        kw.versions = {int(s): list(v) for s, v in d.get("versions", {}).items()}  # absent in older snapshots
+        kw.prev_versions = d.get("prev_versions")
         return kw
 
 
@@ -232,12 +252,13 @@ class WindowEngine:
         self.keys: dict[str, KeyWindows] = {}
 
     def add(
-        self, key: str, event_time: float, category: str, probs: Sequence[float] | None = None
+        self, key: str, event_time: float, category: str, probs: Sequence[float] | None = None,
+        version: str | None = None,
     ) -> AddResult:
         kw = self.keys.get(key)
         if kw is None:
             kw = self.keys[key] = KeyWindows()
-        return kw.add(self.cfg, key, event_time, category, probs)
+        return kw.add(self.cfg, key, event_time, category, probs, version=version)
 
     def flush(self) -> list[WindowStatistic]:
         """Close every key's open windows at the end of the input, in key order."""

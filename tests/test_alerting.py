@@ -141,3 +141,43 @@ def test_binary_ddm_rule_sees_a_rising_g2_rate_and_survives_a_restart():
             state = AlertState.from_dict(json.loads(json.dumps(state.to_dict())))
         again.extend(evaluate(w, policy, state))
     assert [a.to_bytes() for a in again] == [a.to_bytes() for a in whole]
+
+
+def test_a_classifier_change_restarts_the_series_instead_of_raising_drift():
+    """The same step in S pages when the monitored model changes, and does not when the classifier does."""
+    before, after = (0.9, 0.025, 0.025, 0.025, 0.025), (0.4, 0.15, 0.15, 0.15, 0.15)
+    stats = windows_from([before] * 30 + [after] * 30, seed=6)
+    plain = run_rules(stats)
+    assert any(a.rule == "drift" for a in plain) and any(a.rule == "delta_z" for a in plain)
+    relabelled = [w.model_copy(update={"classifier_versions": ["v2" if i >= 30 else "v1"],
+                                       "classifier_changed": i == 30}) for i, w in enumerate(stats)]
+    alerts = run_rules(relabelled)
+    change = [a for a in alerts if a.rule == "classifier_changed"]
+    assert [a.window_start for a in change] == [T0 + 30 * 60] and change[0].severity == "info"
+    assert change[0].evidence["previous_versions"] == ["v1"] and change[0].evidence["classifier_versions"] == ["v2"]
+    assert not [a for a in alerts if a.rule not in ("epsilon", "classifier_changed")]
+    assert not [a for a in alerts if a.window_start == T0 + 30 * 60 and a.rule == "epsilon"]  # no ΔS across it
+    st = AlertState()
+    for w in relabelled[:31]:
+        evaluate(w, AlertPolicy(), st)
+    assert len(AlertState.from_dict(st.to_dict()).history) == 1 and st.classifier == ["v2"]
+
+
+def test_replaying_classified_records_across_a_classifier_upgrade_flags_the_first_window_after_it():
+    from streams.offline import run_classified
+    from streams.records import ClassifiedResponse
+    from streams.settings import Settings
+
+    rng = random.Random(7)
+    codes = ("g1", "g2", "g3", "g4", "g5")
+    records = []
+    for w in range(12):
+        mix = (0.9, 0.025, 0.025, 0.025, 0.025) if w < 6 else (0.4, 0.15, 0.15, 0.15, 0.15)
+        for i in range(100):
+            c = rng.choices(codes, weights=mix)[0]
+            records.append(ClassifiedResponse(id=f"r{w}-{i}", monitor_key="k", event_time=T0 + 60 * w + i * 0.6,
+                                              category=c, probs={c: 1.0}, model_version="v1" if w < 6 else "v2"))
+    result = run_classified(records, Settings(window_seconds=60.0), codes)
+    assert [w.classifier_changed for w in result.windows] == [i == 6 for i in range(12)]
+    assert [w.classifier_versions for w in result.windows] == [["v1"]] * 6 + [["v2"]] * 6
+    assert [a.rule for a in result.alerts if a.rule != "epsilon"] == ["classifier_changed"]

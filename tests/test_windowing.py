@@ -161,3 +161,21 @@ def test_confusion_corrected_and_soft_entropy_are_reported_per_window():
     assert window_statistic("k", 0, 60, codes, counts, None, "watermark", None).entropy_corrected is None
     with pytest.raises(ValueError, match="5x5"):
         WindowConfig(size=60, confusion=((1.0,),))
+
+
+def test_windows_record_their_classifier_versions_and_flag_a_change():
+    cfg = WindowConfig(size=60, lateness=0)
+    kw = KeyWindows()
+    plan = [(0, "v1"), (1, "v1"), (2, "v1"), (2, "v2"), (3, "v2"), (4, "v2"), (5, None)]  # window, version
+    closed = []
+    for w, version in plan:
+        closed += kw.add(cfg, "k", w * 60 + 1.0, "g1", version=version).closed
+        if w == 3:  # a restarted worker carries the versions of its open windows through the changelog
+            kw = KeyWindows.from_dict(kw.to_dict())
+    closed += kw.close_all(cfg, "k", "flush")
+    got = [(w.classifier_versions, w.classifier_changed) for w in closed]
+    assert got == [(["v1"], False), (["v1"], False), (["v1", "v2"], True), (["v2"], True), (["v2"], False),
+                   ([], False)]  # events without a version (older producers) neither record nor flag one
+    old = kw.to_dict()
+    del old["versions"], old["prev_versions"]  # a snapshot written before versions were kept still loads
+    assert KeyWindows.from_dict(old).prev_versions is None
