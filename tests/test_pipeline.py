@@ -164,6 +164,29 @@ def test_restart_mid_stream_gives_the_same_windows(settings, tmp_path, how):
     assert comparable(distinct.values()) == comparable(expected.windows)
 
 
+def test_a_worker_restarted_with_another_classifier_flags_the_change_instead_of_drift(settings, tmp_path):
+    """Windows 0-3 labelled by the rules, 4-7 by the learned default: window 4 of each key says so."""
+    asyncio.run(ensure_topics(settings))
+    events = scenario(seed=13)
+    half = len(events) // 2  # windows 0-3 of both keys
+    with WorkerProcess(settings.replace(classifier="rules"), tmp_path / "w1.log") as w1:
+        produce(settings, events[:half])
+        assert windows_of(settings, expect=6), w1.log_tail()  # windows 0-2 of both keys have closed
+    with WorkerProcess(settings.replace(classifier="default"), tmp_path / "w2.log") as w2:
+        produce(settings, events[half:])
+        live = {w.id: w for w in windows_of(settings, expect=16, timeout=120)}.values()
+        alerts = alerts_of(settings)
+        assert w2.running, w2.log_tail()
+    new = load_classifier("default").version
+    for w in live:
+        after = w.window_start >= T0 + 240
+        assert w.classifier_versions == [new if after else "rules-1"], w.id
+        assert w.classifier_changed == (w.window_start == T0 + 240), w.id
+    changed = sorted((a.monitor_key, a.window_start - T0) for a in alerts if a.rule == "classifier_changed")
+    assert changed == [("alpha", 240.0), ("beta", 240.0)]
+    assert not [a for a in alerts if a.window_start == T0 + 240 and a.rule in ("epsilon", "delta_z", "drift")]
+
+
 def test_late_events_reach_the_late_topic_and_on_time_ones_count(settings, tmp_path):
     from streams.records import LateEvent
 
