@@ -188,6 +188,17 @@ def key_svg(key: str, ws: list[dict[str, Any]], alerts: list[dict[str, Any]], co
                      f'data-window="{esc(ws0)}"><title>{esc(tip)}</title>{line}'
                      f'<polygon points="{tri}" fill="{color}"/></g>')
 
+    # classifier changes: S before and after one comes from different classifiers, and the rules restarted
+    for w in ws:
+        if w.get("classifier_changed"):
+            px = x(w["window_start"])
+            parts.append(f'<g class="classifier-change"><title>the classifier changed to '
+                         f'{esc(", ".join(w.get("classifier_versions", [])))}: S is not comparable across this '
+                         f'line, and the alert rules restart here</title><line x1="{_f(px)}" x2="{_f(px)}" '
+                         f'y1="{_f(top)}" y2="{_f(top + PANEL_S)}" stroke="#7f7f7f" stroke-width="2" '
+                         f'stroke-dasharray="1,3"/><text x="{_f(px + 3)}" y="{_f(top + 11)}" fill="#7f7f7f">'
+                         f'classifier</text></g>')
+
     # --- panel 2: ΔS with its 95% interval
     top = 20 + PANEL_S + GAP
     ds = [w for w in ws if w.get("delta_entropy") is not None]

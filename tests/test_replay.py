@@ -441,3 +441,20 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
     assert from_classified["input"]["kafka"]["messages"] < len(events)
     assert from_classified["input"]["n_events"] == len(events)
     assert from_classified["windows"] == from_file["windows"] and from_classified["alerts"] == from_file["alerts"]
+
+
+def test_the_report_marks_where_the_classifier_changed(tmp_path):
+    from ops.report import render_report
+
+    rng = random.Random(9)
+    records = [ClassifiedResponse(id=f"{key}-{w}-{i}", monitor_key=key, event_time=T0 + 60 * w + i * 3.0,
+                                  category=(c := rng.choice(list(PAIRS))), probs={c: 1.0},
+                                  model_version="old-int8" if w < 4 else "new-int8")
+               for key in ("alpha", "beta") for w in range(8) for i in range(20)]
+    inp = read_files([write_jsonl(tmp_path / "c.jsonl", records)], ReplayOptions())
+    out = replay(inp, SETTINGS, ReplayOptions())
+    flagged = sorted((w["monitor_key"], w["window_start"] - T0) for w in out["windows"] if w["classifier_changed"])
+    assert flagged == [("alpha", 240.0), ("beta", 240.0)]
+    assert sorted(a["monitor_key"] for a in out["alerts"] if a["rule"] == "classifier_changed") == ["alpha", "beta"]
+    page = render_report(out)
+    assert page.count('class="classifier-change"') == 2 and "the classifier changed to new-int8" in page
