@@ -171,7 +171,8 @@ def _summary(result: dict, json_out: Path | None, report: Path | None) -> None:
         if r.get("suppression_percent"):
             s = r["suppression_percent"]
             extra = f"; suppression {s['value']:.1f}% [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
-        typer.echo(f"  {key}: {r['windows']} windows, mean S {r['mean_entropy']:.3f}, {slope}{extra}; alerts "
+        since = f" since the classifier change at {r['classifier_change']['at']}" if r.get("classifier_change") else ""
+        typer.echo(f"  {key}: {r['windows']} windows{since}, mean S {r['mean_entropy']:.3f}, {slope}{extra}; alerts "
                    + (", ".join(f"{k}×{v}" for k, v in sorted(rules.items())) or "none"))
     for label, path in (("json", json_out), ("report", report)):
         if path is not None:

@@ -407,7 +407,11 @@ def estimate_dict(e: Estimate) -> dict[str, float]:
 
 def key_rates(result: OfflineResult, window_seconds: float, reference: str | None) -> dict[str, Any]:
     """dS/dt per key (OLS over its windows, by window position, so gaps count), with γ_eff and
-    suppression against a reference key when one is given."""
+    suppression against a reference key when one is given.
+
+    A key whose classifier changed during the replay is measured on the windows since the last change
+    only (S before it came from another classifier); ``classifier_change`` says so.
+    """
     by_key: dict[str, list] = {}
     for w in result.windows:
         by_key.setdefault(w.monitor_key, []).append(w)
@@ -415,8 +419,15 @@ def key_rates(result: OfflineResult, window_seconds: float, reference: str | Non
     out: dict[str, Any] = {}
     for key, ws in sorted(by_key.items()):
         ws.sort(key=lambda w: w.window_start)
+        last_change = max((i for i, w in enumerate(ws) if w.classifier_changed), default=0)
+        before, ws = last_change, ws[last_change:]
         entry: dict[str, Any] = {"windows": len(ws), "events": sum(w.n for w in ws),
                                  "mean_entropy": sum(w.entropy for w in ws) / len(ws)}
+        if before:
+            entry["classifier_change"] = {
+                "at": format_time(ws[0].window_start), "windows_before": before,
+                "classifier_versions": ws[0].classifier_versions,
+                "note": "rates use the windows since the last classifier change only"}
         steps = [round((w.window_start - ws[0].window_start) / window_seconds) for w in ws]
         if len(ws) >= 3:
             est = slope_estimate([w.entropy for w in ws], [w.entropy_se for w in ws], steps)

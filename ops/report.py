@@ -283,8 +283,10 @@ def rates_table(rates: dict[str, Any], reference: str | None) -> str:
     for key, r in sorted(rates.items()):
         var = r.get("variance")
         per_hour = r.get("ds_dt_per_hour")
+        change = r.get("classifier_change")
+        since = f' (since the classifier change at {esc(change["at"])})' if change else ""
         row = (f'<tr data-key="{esc(key)}"><td class="l">{esc(key)}{" (reference)" if r.get("reference") else ""}'
-               f'</td><td>{r["windows"]}</td><td>{r["events"]}</td><td>{num(r["mean_entropy"])}</td>'
+               f'</td><td>{r["windows"]}{since}</td><td>{r["events"]}</td><td>{num(r["mean_entropy"])}</td>'
                f'{_estimate_cells(r.get("ds_dt_per_window"), 5)}<td>{num(per_hour and per_hour["value"])}</td>'
                f'<td>{num(var and var["sampling_share"], 2)}</td>')
         if reference is not None:

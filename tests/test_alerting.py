@@ -176,7 +176,8 @@ def test_replaying_classified_records_across_a_classifier_upgrade_flags_the_firs
         for i in range(100):
             c = rng.choices(codes, weights=mix)[0]
             records.append(ClassifiedResponse(id=f"r{w}-{i}", monitor_key="k", event_time=T0 + 60 * w + i * 0.6,
-                                              category=c, probs={c: 1.0}, model_version="v1" if w < 6 else "v2"))
+                                              category=c, probs={k: float(k == c) for k in codes},
+                                              model_version="v1" if w < 6 else "v2"))
     result = run_classified(records, Settings(window_seconds=60.0), codes)
     assert [w.classifier_changed for w in result.windows] == [i == 6 for i in range(12)]
     assert [w.classifier_versions for w in result.windows] == [["v1"]] * 6 + [["v2"]] * 6

@@ -448,13 +448,21 @@ def test_the_report_marks_where_the_classifier_changed(tmp_path):
 
     rng = random.Random(9)
     records = [ClassifiedResponse(id=f"{key}-{w}-{i}", monitor_key=key, event_time=T0 + 60 * w + i * 3.0,
-                                  category=(c := rng.choice(list(PAIRS))), probs={c: 1.0},
+                                  category=(c := rng.choice(list(PAIRS))), probs={k: float(k == c) for k in PAIRS},
                                   model_version="old-int8" if w < 4 else "new-int8")
                for key in ("alpha", "beta") for w in range(8) for i in range(20)]
     inp = read_files([write_jsonl(tmp_path / "c.jsonl", records)], ReplayOptions())
     out = replay(inp, SETTINGS, ReplayOptions())
+    assert out["input"]["n_events"] == len(records) and out["input"]["n_unknown_category"] == 0
     flagged = sorted((w["monitor_key"], w["window_start"] - T0) for w in out["windows"] if w["classifier_changed"])
     assert flagged == [("alpha", 240.0), ("beta", 240.0)]
     assert sorted(a["monitor_key"] for a in out["alerts"] if a["rule"] == "classifier_changed") == ["alpha", "beta"]
+    for key in ("alpha", "beta"):  # dS/dt and the rest measure the new classifier's windows only
+        rates = out["rates"][key]
+        assert rates["windows"] == 4 and rates["classifier_change"]["windows_before"] == 4
+        assert rates["classifier_change"]["at"] == "2026-01-01T00:04:00Z"
+        assert rates["events"] == sum(w["n"] for w in out["windows"] if w["monitor_key"] == key
+                                      and w["window_start"] >= T0 + 240)
     page = render_report(out)
     assert page.count('class="classifier-change"') == 2 and "the classifier changed to new-int8" in page
+    assert page.count("since the classifier change at 2026-01-01T00:04:00Z") == 2
