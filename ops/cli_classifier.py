@@ -169,11 +169,18 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(_clean(report)))
     else:
-        typer.echo(f"n={report['n']} accuracy={report['accuracy']:.4f} macro_f1={report['macro_f1']:.4f} "
-                   f"kappa={report['cohen_kappa']:.4f}")
+        iv = report["intervals"]
+
+        def span(lo_hi: list[float]) -> str:
+            return f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
+
+        typer.echo(f"n={report['n']} accuracy={report['accuracy']:.4f} {span(iv['accuracy'])} "
+                   f"macro_f1={report['macro_f1']:.4f} {span(iv['macro_f1'])} "
+                   f"kappa={report['cohen_kappa']:.4f} {span(iv['cohen_kappa'])} "
+                   f"(95 % bootstrap over {iv['prompts']} prompts)")
         for c, m in report["per_class"].items():
-            typer.echo(f"  {c}: precision={m['precision']:.3f} recall={m['recall']:.3f} f1={m['f1']:.3f} "
-                       f"support={m['support']}")
+            typer.echo(f"  {c}: precision={m['precision']:.3f} recall={m['recall']:.3f} {span(iv['recall'][c])} "
+                       f"f1={m['f1']:.3f} support={m['support']}")
 
 
 @app.command()

@@ -194,6 +194,9 @@ def test_evaluate_cli_json_interface(tmp_path, default_model):
     assert iv["prompts"] == len({e.prompt for e in ex}) and iv["accuracy"][0] <= rep["accuracy"] <= iv["accuracy"][1]
     assert all(lo <= rep["per_class"][c]["recall"] <= hi for c, (lo, hi) in iv["recall"].items())
     ea = rep["entropy_agreement"]  # the demo corpus has no (model, group) tags: no ρ, and no interval for it
+    text = cli("classifier", "evaluate", "--data", str(tmp_path / "d.jsonl"), "--model", str(default_model)).stdout
+    lo, hi = iv["accuracy"]
+    assert f"accuracy={rep['accuracy']:.4f} [{lo:.3f}, {hi:.3f}]" in text and f"over {iv['prompts']} prompts" in text
     assert ea["groups"] == 0 and ea["spearman"] is None and ea["spearman_interval"] == [None, None]
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [e.id for e in ex]
