@@ -19,9 +19,12 @@ def _load(path: Path, taxonomy: object = "five-class"):  # noqa: ANN202
     from classifier.taxonomy import load_taxonomy
 
     try:
-        return load_jsonl(path, load_taxonomy(taxonomy) if isinstance(taxonomy, str) else taxonomy)
+        examples = load_jsonl(path, load_taxonomy(taxonomy) if isinstance(taxonomy, str) else taxonomy)
     except (DatasetError, ValueError) as err:
         fail(str(err))
+    if not examples:
+        fail(f"{path}: no labelled pairs in it (one JSON object per line: id, prompt, response, label)")
+    return examples
 
 
 @app.command()

@@ -237,6 +237,11 @@ def test_evaluate_cli_bad_file_is_one_line(tmp_path):
     bad.write_text('{"id": "1", "prompt": "a", "response": "b", "label": "g7"}\n')
     r = cli("classifier", "evaluate", "--data", str(bad), "--model", "rules", "--json")
     assert r.returncode == 2 and r.stderr.strip().startswith(f"error: {bad}:1: unknown category 'g7'")
+    bad.write_text("\n")  # nothing to score is an error, not a report of NaNs
+    for command in ("evaluate", "compare"):
+        r = cli("classifier", command, "--data", str(bad), "--model", "rules")
+        assert r.returncode == 2 and r.stderr.strip() == (f"error: {bad}: no labelled pairs in it (one JSON object "
+                                                          "per line: id, prompt, response, label)")
 
 
 def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus_splits):
