@@ -254,7 +254,7 @@ class ClassifiedResponse(_Timed):
     event_time: float
     category: str = Field(description="the most probable category code")
     probs: dict[str, float] = Field(description="class probabilities by category code")
-    model_version: str
+    model_version: str = Field(min_length=1, max_length=256, description="the classifier that labelled it")
     source_partition: int | None = Field(default=None, description="partition of the input message")
     source_offset: int | None = Field(default=None, description="offset of the input message")
     source_index: int = Field(default=0, ge=0, description="position of this event among those of its input "

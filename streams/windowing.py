@@ -67,6 +67,9 @@ class WindowConfig:
         return self._lateness_ms  # type: ignore[attr-defined,no-any-return]
 
 
+MAX_VERSIONS_PER_WINDOW = 8  # distinct classifier versions kept per window (a rolling upgrade needs 2)
+
+
 @dataclass
 class AddResult:
     """What adding one event did: the windows it closed, and whether it was late or a duplicate."""
@@ -170,7 +173,7 @@ class KeyWindows:
         acc[0] += 1
         if version is not None:
             seen = self.versions.setdefault(start, [])
-            if version not in seen:
+            if version not in seen and len(seen) < MAX_VERSIONS_PER_WINDOW:  # bounded against hostile input
                 seen.append(version)
         ci = cfg.categories.index(category)
         acc[1 + ci] += 1

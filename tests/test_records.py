@@ -72,3 +72,13 @@ def test_committed_json_schemas_are_up_to_date():
         path = SCHEMAS / name
         assert path.exists(), f"{path} missing: run `make schemas`"
         assert path.read_text() == dump_schema(schema), f"{path} is stale: run `make schemas`"
+
+
+def test_a_classified_record_names_a_classifier_of_bounded_length():
+    from pydantic import ValidationError
+
+    ok = dict(id="r1", monitor_key="k", event_time=1767225600.0, category="g1", probs={"g1": 1.0})
+    assert ClassifiedResponse(**ok, model_version="m" * 256).model_version == "m" * 256
+    for bad in ("", "m" * 257):  # windows keep the versions they saw: an unbounded one would bloat them
+        with pytest.raises(ValidationError, match="model_version"):
+            ClassifiedResponse(**ok, model_version=bad)

@@ -179,3 +179,14 @@ def test_windows_record_their_classifier_versions_and_flag_a_change():
     old = kw.to_dict()
     del old["versions"], old["prev_versions"]  # a snapshot written before versions were kept still loads
     assert KeyWindows.from_dict(old).prev_versions is None
+
+
+def test_a_window_keeps_a_bounded_number_of_classifier_versions():
+    from streams.windowing import MAX_VERSIONS_PER_WINDOW
+
+    kw = KeyWindows()
+    cfg = WindowConfig(size=60, lateness=0)
+    for i in range(100):  # a hostile producer: a new version on every record
+        kw.add(cfg, "k", 1.0 + i * 0.1, "g1", version=f"v{i:03d}")
+    (w,) = kw.close_all(cfg, "k", "flush")
+    assert w.n == 100 and w.classifier_versions == [f"v{i:03d}" for i in range(MAX_VERSIONS_PER_WINDOW)]
