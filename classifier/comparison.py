@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from classifier.datasets import Example
-from classifier.evaluation import clusters_of, group_entropies, rank_correlation
+from classifier.evaluation import clusters_of, group_entropies, indices_by_source, rank_correlation
 from classifier.intervals import (
     LEVEL,
     RESAMPLES,
@@ -47,7 +47,7 @@ def verdict(interval: Sequence[float]) -> str:
 def _entry(point_a: float, point_b: float, differences: np.ndarray, level: float) -> dict[str, Any]:
     interval = percentile_interval(differences, level)
     return {"a": point_a, "b": point_b, "difference": point_a - point_b, "interval": interval,
-            "verdict": verdict(interval) if np.isfinite(interval).all() else "no detectable difference"}
+            "verdict": verdict(interval)}  # a NaN interval compares false both ways: no detectable difference
 
 
 def compare_predictions(examples: Sequence[Example], pred_a: Sequence[str], pred_b: Sequence[str],
@@ -74,8 +74,7 @@ def compare_predictions(examples: Sequence[Example], pred_a: Sequence[str], pred
                    for i, c in enumerate(codes) if pa["per_class"][c]["support"]},
     }
     report["by_source"] = {}
-    for src in sorted({e.source or "unknown" for e in examples}):
-        idx = [i for i, e in enumerate(examples) if (e.source or "unknown") == src]
+    for src, idx in indices_by_source(examples).items():
         sa, sb, qa, qb = paired(idx)
         report["by_source"][src] = {"n": len(idx), **_entry(qa["accuracy"], qb["accuracy"],
                                                             sa["accuracy"] - sb["accuracy"], level)}

@@ -48,10 +48,17 @@ def clusters_of(examples: Sequence[Example]) -> list[str]:
     return [e.split_key or e.prompt for e in examples]
 
 
+def indices_by_source(examples: Sequence[Example]) -> dict[str, list[int]]:
+    """The positions of each source's examples, sources in name order ('unknown' where none is given)."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(examples):
+        out[e.source or "unknown"].append(i)
+    return dict(sorted(out.items()))
+
+
 def by_source(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]) -> dict[str, Any]:
     out = {}
-    for src in sorted({e.source or "unknown" for e in examples}):
-        idx = [i for i, e in enumerate(examples) if (e.source or "unknown") == src]
+    for src, idx in indices_by_source(examples).items():
         truth, guess = [examples[i].label for i in idx], [predicted[i] for i in idx]
         rep = classification_report(truth, guess, codes)
         interval = score_intervals(truth, guess, clusters_of([examples[i] for i in idx]), codes)["accuracy"]

@@ -89,14 +89,18 @@ def predict_logits(model: PairClassifier, encoder: PairEncoder, rows: list[list[
 INIT_KEYS = ("backbone", "lora_r", "lora_alpha", "lora_targets", "max_length", "max_prompt_tokens")
 
 
-def init_config(init: Path, cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with the architecture of the adapter in ``init`` (LoRA rank and targets, lengths, backbone), so
-    training can start from its weights."""
+def _init_card(init: Path) -> dict[str, Any]:
     card_file = init / "adapter.json"
     if not card_file.exists():
         raise ValueError(f"--init {init}: no adapter.json there; pass a folder written by `classifier train` "
                          "(the default's is classifier/weights/default)")
-    own = json.loads(card_file.read_text())["config"]
+    return json.loads(card_file.read_text())
+
+
+def init_config(init: Path, cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the architecture of the adapter in ``init`` (LoRA rank and targets, lengths, backbone), so
+    training can start from its weights."""
+    own = _init_card(init)["config"]
     return replace(cfg, **{k: own[k] for k in INIT_KEYS})
 
 
@@ -110,11 +114,11 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     if not train_ex or not val_ex:
         raise ValueError("training needs non-empty training and validation data")
     if init is not None:
-        own = init_config(init, cfg)
-        differ = [k for k in INIT_KEYS if getattr(own, k) != getattr(cfg, k)]
+        own = _init_card(init)  # read once: its architecture and its taxonomy must be this run's
+        differ = [k for k in INIT_KEYS if own["config"][k] != getattr(cfg, k)]
         if differ:
             raise ValueError(f"--init {init}: {', '.join(differ)} differ from the adapter's; use init_config")
-        init_taxonomy = json.loads((init / "adapter.json").read_text())["taxonomy"]
+        init_taxonomy = own["taxonomy"]
         if list(init_taxonomy) != list(taxonomy.codes):
             raise ValueError(f"--init {init}: its taxonomy {init_taxonomy} is not {list(taxonomy.codes)}")
     device = resolve_device(cfg.device)

@@ -419,8 +419,8 @@ def key_rates(result: OfflineResult, window_seconds: float, reference: str | Non
     out: dict[str, Any] = {}
     for key, ws in sorted(by_key.items()):
         ws.sort(key=lambda w: w.window_start)
-        last_change = max((i for i, w in enumerate(ws) if w.classifier_changed), default=0)
-        before, ws = last_change, ws[last_change:]
+        before = max((i for i, w in enumerate(ws) if w.classifier_changed), default=0)  # windows left out
+        ws = ws[before:]
         entry: dict[str, Any] = {"windows": len(ws), "events": sum(w.n for w in ws),
                                  "mean_entropy": sum(w.entropy for w in ws) / len(ws)}
         if before:
