@@ -44,6 +44,24 @@ class TrainConfig:
     seed: int = 13
     threads: int = 2
     device: str = "cpu"  # or "cuda" (or "cuda:N"); "auto" picks CUDA when torch sees a GPU
+    # (source, k): each training pair whose ``source`` is that source is seen k times an epoch
+    oversample: tuple[tuple[str, int], ...] = ()
+
+
+def oversampled(examples: Sequence[Example], oversample: Sequence[tuple[str, int]]) -> list[Example]:
+    """The training pairs with each pair of an oversampled source repeated k times, in place.
+
+    >>> from classifier.datasets import Example
+    >>> ex = [Example("a", "p", "r", "g1", source="xstest"), Example("b", "p", "r", "g2", source="hh-rlhf")]
+    >>> [e.id for e in oversampled(ex, [("xstest", 3)])]
+    ['a', 'a', 'a', 'b']
+    """
+    times = dict(oversample)
+    unknown = sorted(set(times) - {e.source for e in examples})
+    if unknown:
+        raise ValueError(f"--oversample: no training pair has source {', '.join(unknown)}; "
+                         f"the sources are {', '.join(sorted({e.source or '?' for e in examples}))}")
+    return [e for e in examples for _ in range(times.get(e.source or "", 1))]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,12 +152,13 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         init_card = {"adapter": str(init), "sha256_12": load_adapter_weights(model, init, exact=True)}
     model.to(device)
     codes = taxonomy.codes
-    x_train = encoder.ids_many([e.prompt for e in train_ex], [e.response for e in train_ex])
-    y_train = torch.tensor([codes.index(e.label) for e in train_ex], device=device)
+    seen = oversampled(train_ex, cfg.oversample)  # what one epoch goes through
+    x_train = encoder.ids_many([e.prompt for e in seen], [e.response for e in seen])
+    y_train = torch.tensor([codes.index(e.label) for e in seen], device=device)
     x_val = encoder.ids_many([e.prompt for e in val_ex], [e.response for e in val_ex])
-    freq = Counter(e.label for e in train_ex)
+    freq = Counter(e.label for e in seen)
     # sqrt-inverse-frequency class weights: rare categories (g2) matter without dominating
-    weights = torch.tensor([(len(train_ex) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
+    weights = torch.tensor([(len(seen) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
     weights = weights / weights.mean()
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -194,6 +213,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "train_seconds": round(time.monotonic() - started, 1),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "data": {"train": dict(sorted(Counter(e.label for e in train_ex).items())),
+                 "train_pairs_per_epoch": len(seen),
                  "val": dict(sorted(Counter(e.label for e in val_ex).items())),
                  "train_sources": dict(Counter(e.source or "?" for e in train_ex)),
                  "val_sources": dict(Counter(e.source or "?" for e in val_ex))},

@@ -73,6 +73,9 @@ def train(
     init: Annotated[Path | None, typer.Option(
         help="start from this adapter's LoRA and head (e.g. classifier/weights/default, to adapt the default "
              "to your labels); its LoRA rank and targets and its lengths replace those options")] = None,
+    oversample: Annotated[list[str] | None, typer.Option(
+        help="SOURCE=K: each training pair whose source is SOURCE is seen K times an epoch (repeatable), "
+             "e.g. xstest=3 to weigh the labelled source you trust most")] = None,
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
     from classifier.train import TrainConfig, init_config
@@ -85,7 +88,8 @@ def train(
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
                       lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
                       max_prompt_tokens=max_prompt_tokens,
-                      patience=patience, seed=seed, threads=threads, device=device)
+                      patience=patience, seed=seed, threads=threads, device=device,
+                      oversample=tuple(_source_times(item) for item in oversample or ()))
     from classifier.taxonomy import load_taxonomy
 
     try:
@@ -95,6 +99,14 @@ def train(
     except ValueError as err:
         fail(str(err))
     typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")
+
+
+def _source_times(item: str) -> tuple[str, int]:
+    """``"xstest=3"`` as ``("xstest", 3)``; anything else is a one-line error."""
+    source, _, k = item.partition("=")
+    if not source or not k.isdigit() or int(k) < 1:
+        fail(f"--oversample {item!r}: write SOURCE=K with K a whole number >= 1, e.g. xstest=3")
+    return source, int(k)
 
 
 @app.command()

@@ -274,6 +274,32 @@ def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus
               progress=False, init=partial)
 
 
+def test_oversampling_a_source_repeats_its_pairs_in_each_epoch(tmp_path, corpus_splits):
+    from dataclasses import replace
+
+    from classifier.datasets import load_jsonl
+    from classifier.train import TrainConfig, train
+
+    data, _ = corpus_splits
+    pairs = [replace(e, source="trusted" if i % 3 == 0 else "other")
+             for i, e in enumerate(load_jsonl(data / "train.jsonl"))]
+    trusted = sum(e.source == "trusted" for e in pairs)
+    cfg = TrainConfig(epochs=1, lr=0.0, seed=3, oversample=(("trusted", 3),))
+    card = train(pairs, load_jsonl(data / "val.jsonl"), cfg, tmp_path / "a", progress=False)
+    assert json.loads((tmp_path / "a" / "adapter.json").read_text())["config"]["oversample"] == [["trusted", 3]]
+    assert card["data"]["train_pairs_per_epoch"] == len(pairs) + 2 * trusted  # the card still counts distinct pairs
+    assert sum(card["data"]["train"].values()) == len(pairs)
+    with pytest.raises(ValueError, match="no training pair has source xstest; the sources are other, trusted"):
+        train(pairs, load_jsonl(data / "val.jsonl"), TrainConfig(epochs=1, oversample=(("xstest", 2),)),
+              tmp_path / "b", progress=False)
+    for bad in ("xstest", "xstest=0", "=2", "xstest=two"):
+        r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+                "--out", str(tmp_path / "c"), "--oversample", bad)
+        assert r.returncode == 2 and r.stderr.strip() == (f"error: --oversample {bad!r}: write SOURCE=K with K a whole "
+                                                          "number >= 1, e.g. xstest=3")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
 def test_train_on_a_gpu_that_is_not_there_is_one_line(tmp_path, corpus_splits):
     data, _ = corpus_splits
     r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
