@@ -40,6 +40,8 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
     """Write the ONNX model(s) and their metadata into ``out_dir``; return it.
 
     ``calibration``: (prompt, response) pairs for the int8 smoothing; default the shipped demo corpus.
+    ``card["class_bias"]``, if any ({code: b}), is added to the served logits (``OnnxClassifier``) and
+    hashed into the version.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     wrapper = _Exportable(model).eval()  # the legacy exporter restores the wrapper's mode: it must be eval
@@ -65,6 +67,8 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
         # the version names what is served: a new int8 recipe or calibration set changes it too (their inputs
         # are hashed, not the int8 bytes, which move with the last bits of the calibration run on another CPU)
         served.update(json.dumps([RECIPE, pairs]).encode())
+    if card.get("class_bias"):  # a different operating point labels differently: another version
+        served.update(json.dumps(sorted(card["class_bias"].items())).encode())
     meta = {**card, "version": f"{card.get('name', 'pair-classifier')}-{served.hexdigest()[:12]}",
             "onnx_sha256_12": digest, **extra}
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -97,6 +97,10 @@ class OnnxClassifier:
                                     f"(valuedrift classifier export / build-default)?")
         self.meta = json.loads((self.model_dir / "model.json").read_text())
         self.taxonomy = taxonomy_of(self.meta["taxonomy"])
+        # the operating point chosen at export (``classifier export --class-bias``): added to every logit row,
+        # before the int8 near-tie check, so the recheck looks at the margins that decide the label
+        bias = self.meta.get("class_bias") or {}
+        self.class_bias = np.array([float(bias.get(c, 0.0)) for c in self.taxonomy.codes], dtype=np.float32)
         self.version = f"{self.meta['version']}-{precision}"
         # held-out confusion matrix (true x predicted) from the model card, for confusion-corrected entropy
         evaluation = self.meta.get("evaluation") or {}
@@ -164,11 +168,12 @@ class OnnxClassifier:
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
                 out[idx] = self._run(self.session, [rows[i] for i in idx])
+        out += self.class_bias
         if self._recheck is not None:
             top = np.sort(out, axis=1)
             near = np.flatnonzero(top[:, -1] - top[:, -2] < self.recheck_margin)
             if len(near):
-                out[near] = self._per_pair(self._recheck, [rows[i] for i in near])
+                out[near] = self._per_pair(self._recheck, [rows[i] for i in near]) + self.class_bias
                 with self._count_lock:  # logits may be called from several threads at once
                     self.rechecked += len(near)
         return out

@@ -109,12 +109,28 @@ def _source_times(item: str) -> tuple[str, int]:
     return source, int(k)
 
 
+def _code_bias(item: str, codes: list[str]) -> tuple[str, float]:
+    """``"g2=0.75"`` as ``("g2", 0.75)`` for a code of the taxonomy; anything else is a one-line error."""
+    code, _, b = item.partition("=")
+    try:
+        value = float(b)
+    except ValueError:
+        value = float("nan")
+    if code not in codes or not -10.0 <= value <= 10.0:
+        fail(f"--class-bias {item!r}: write CODE=B with CODE one of {', '.join(codes)} and B a number of logits "
+             "between -10 and 10, e.g. g2=0.75")
+    return code, value
+
+
 @app.command()
 def export(
     adapter: Annotated[Path, typer.Option(help="folder written by `classifier train`")],
     out: Annotated[Path, typer.Option(help="output folder for the ONNX model")],
     calibration: Annotated[Path | None, typer.Option(
         help="pairs (labelled JSONL, labels unused) to calibrate the int8 smoothing [the demo corpus]")] = None,
+    class_bias: Annotated[list[str] | None, typer.Option(
+        help="CODE=B: add B to that category's logit when serving (repeatable), an operating point, e.g. g2=0.75 "
+             "to catch more harmful compliance at some precision; recorded in model.json and the version")] = None,
 ) -> None:
     """Export a trained classifier to ONNX fp32 and per-channel dynamic int8 (smoothed, calibrated)."""
     from classifier.datasets import DatasetError, load_jsonl
@@ -131,10 +147,12 @@ def export(
             fail(f"--calibration: {err}")
         if not pairs:
             fail(f"--calibration: {calibration} has no pairs")
-    model, template, tokenizer = load_trained(adapter)
     card = json.loads((adapter / "adapter.json").read_text())
+    bias = dict(_code_bias(item, card["taxonomy"]) for item in class_bias or ())
+    model, template, tokenizer = load_trained(adapter)
     run(model, template, tokenizer, out, {"name": f"{card['kind']}-lora", "taxonomy": card["taxonomy"],
-                                          "backbone": card["backbone"]}, calibration=pairs)
+                                          "backbone": card["backbone"], **({"class_bias": bias} if bias else {})},
+        calibration=pairs)
     typer.echo(f"exported {out}/model.onnx and {out}/model.int8.onnx")
 
 

@@ -94,6 +94,24 @@ def test_t5_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
     probs = OnnxClassifier(tmp_path / "onnx", "int8").predict_proba([e.prompt for e in sample],
                                                                      [e.response for e in sample])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    for bad in ("g9=1", "g2=much", "g2", "g2=11"):  # an operating point names a category and a sane number
+        r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "bad"),
+                "--class-bias", bad)
+        assert r.returncode == 2 and r.stderr.strip().startswith(f"error: --class-bias {bad!r}: write CODE=B with "
+                                                                 "CODE one of g1, g2, g3, g4, g5"), r.stderr[-500:]
+    assert not (tmp_path / "bad").exists()
+    r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "onnx3"),
+            "--class-bias", "g2=0.75", "--class-bias", "g5=-0.5")
+    assert r.returncode == 0, r.stderr[-2000:]
+    biased_meta = json.loads((tmp_path / "onnx3" / "model.json").read_text())
+    assert biased_meta["class_bias"] == {"g2": 0.75, "g5": -0.5}
+    assert biased_meta["onnx_sha256_12"] == other["onnx_sha256_12"] and biased_meta["version"] != other["version"]
+    plain = OnnxClassifier(tmp_path / "onnx2", "fp32")
+    biased = OnnxClassifier(tmp_path / "onnx3", "fp32")
+    shift = biased.logits([e.prompt for e in sample], [e.response for e in sample]) - plain.logits(
+        [e.prompt for e in sample], [e.response for e in sample])
+    np.testing.assert_allclose(shift, np.tile([0, 0.75, 0, 0, -0.5], (len(sample), 1)), atol=1e-5)
+    assert biased.version != plain.version
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +177,29 @@ def test_int8_near_ties_are_recomputed_in_fp32(default_model):
     assert off.rechecked == 0 and served.rechecked == near.sum() > 0
     np.testing.assert_array_equal(got[~near], raw[~near])
     np.testing.assert_allclose(got[near], fp32[near], atol=1e-5)
+
+
+def test_a_class_bias_moves_the_near_ties_that_int8_rechecks(tmp_path, default_model):
+    from classifier.smoothing import RECHECK_MARGIN
+
+    for f in default_model.iterdir():  # the default, served at another operating point
+        (tmp_path / f.name).symlink_to(f)
+    (tmp_path / "model.json").unlink()
+    bias = np.array([0, 0.75, 0, 0, 0], dtype=np.float32)
+    (tmp_path / "model.json").write_text(json.dumps({**json.loads((default_model / "model.json").read_text()),
+                                                     "class_bias": {"g2": 0.75}}))
+    ex = demo_corpus()
+    prompts, responses = [e.prompt for e in ex], [e.response for e in ex]
+    raw = OnnxClassifier(default_model, "int8", recheck_margin=0).logits(prompts, responses)
+    fp32 = OnnxClassifier(default_model, "fp32", batch_size=1).logits(prompts, responses)
+    served = OnnxClassifier(tmp_path, "int8")
+    got = served.logits(prompts, responses)
+    top = np.sort(raw + bias, axis=1)
+    near = top[:, -1] - top[:, -2] < RECHECK_MARGIN  # the margins that decide the biased label
+    assert served.rechecked == near.sum() > 0
+    np.testing.assert_allclose(got[~near], (raw + bias)[~near], atol=1e-6)
+    np.testing.assert_allclose(got[near], (fp32 + bias)[near], atol=1e-5)
+    assert (got.argmax(1) == 1).sum() > (raw.argmax(1) == 1).sum()  # more pairs called g2
 
 
 def test_int8_recheck_without_the_fp32_model_is_a_clear_error(tmp_path, default_model):
