@@ -74,8 +74,8 @@ def train(
         help="start from this adapter's LoRA and head (e.g. classifier/weights/default, to adapt the default "
              "to your labels); its LoRA rank and targets and its lengths replace those options")] = None,
     oversample: Annotated[list[str] | None, typer.Option(
-        help="SOURCE=K: each training pair whose source is SOURCE is seen K times an epoch (repeatable), "
-             "e.g. xstest=3 to weigh the labelled source you trust most")] = None,
+        metavar="SOURCE=K", help="each training pair whose source is SOURCE is seen K times an epoch "
+                                 "(repeatable), e.g. xstest=3 to weigh the labelled source you trust most")] = None,
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
     from classifier.train import TrainConfig, init_config
@@ -129,8 +129,9 @@ def export(
     calibration: Annotated[Path | None, typer.Option(
         help="pairs (labelled JSONL, labels unused) to calibrate the int8 smoothing [the demo corpus]")] = None,
     class_bias: Annotated[list[str] | None, typer.Option(
-        help="CODE=B: add B to that category's logit when serving (repeatable), an operating point, e.g. g2=0.75 "
-             "to catch more harmful compliance at some precision; recorded in model.json and the version")] = None,
+        metavar="CODE=B", help="add B to that category's logit when serving (repeatable): an operating point, "
+                               "e.g. g2=0.75 to catch more harmful compliance at some precision; recorded in "
+                               "model.json and the version")] = None,
 ) -> None:
     """Export a trained classifier to ONNX fp32 and per-channel dynamic int8 (smoothed, calibrated)."""
     from classifier.datasets import DatasetError, load_jsonl
