@@ -267,6 +267,61 @@ def compare(
                   f"{d['only_b_right']}.")
 
 
+@app.command("operating-point")
+def operating_point(
+    data: Annotated[Path, typer.Option(help="labelled JSONL (your validation split, never your test split)")],
+    category: Annotated[str, typer.Option(help="the category whose logit is raised, e.g. g2")],
+    model: Annotated[str, typer.Option(help="exported model folder, or 'default'")] = "default",
+    target_recall: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="print the smallest bias whose recall of the category reaches this")] = None,
+    max_bias: Annotated[float, typer.Option(min=0.05, max=10.0, help="the sweep's last bias, in logits")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Sweep a bias on one category's logit: its recall and precision, accuracy and macro-F1 at each.
+
+    It starts from what the model serves (its own ``--class-bias`` included). Pick B here, export with
+    ``--class-bias CODE=B``, then confirm with ``classifier compare``.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from classifier.loading import load_classifier
+    from classifier.operating_point import bias_sweep, smallest_bias_for
+
+    try:
+        clf = load_classifier(model)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        fail(str(err))
+    codes = list(clf.taxonomy.codes)
+    if category not in codes:
+        fail(f"--category {category!r} is not a category of {model} ({', '.join(codes)})")
+    examples = _load(data, clf.taxonomy)
+    if not any(e.label == category for e in examples):
+        fail(f"{data} has no pair labelled {category}: its recall cannot be measured there")
+    probs = clf.predict_proba([e.prompt for e in examples], [e.response for e in examples])
+    biases = [round(0.05 * i, 2) for i in range(int(round(max_bias / 0.05)) + 1)]
+    rows = bias_sweep(probs, [e.label for e in examples], codes, category, biases)
+    chosen = smallest_bias_for(rows, target_recall) if target_recall is not None else None
+    if as_json:
+        typer.echo(json.dumps({"model": model, "version": clf.version, "n": len(examples), "category": category,
+                               "target_recall": target_recall, "chosen": chosen, "sweep": rows}))
+        return
+    table = Table(title=f"{model}: bias on {category}'s logit, {len(examples)} pairs of {data.name}")
+    for col in ("bias", f"{category} recall", f"{category} precision", "accuracy", "macro-F1"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        if round(r["bias"] / 0.25, 6).is_integer() or r is chosen:
+            table.add_row(f"{r['bias']:.2f}", *(f"{r[k]:.3f}" for k in ("recall", "precision", "accuracy",
+                                                                          "macro_f1")),
+                          style="bold" if r is chosen else None)
+    console = Console(width=max(Console().width, 90))
+    console.print(table)
+    if target_recall is not None:
+        console.print(f"smallest bias reaching {category} recall {target_recall}: {chosen['bias']:.2f} (export with "
+                      f"--class-bias {category}={chosen['bias']:g}, then check it with classifier compare)"
+                      if chosen else f"no bias up to {max_bias} reaches {category} recall {target_recall}")
+
+
 @app.command()
 def card(
     data: Annotated[Path, typer.Option(help="folder with val.jsonl and test.jsonl (valuedrift classifier prepare)")],

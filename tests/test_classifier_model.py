@@ -273,6 +273,36 @@ def test_compare_cli_scores_two_models_on_the_same_resamples(tmp_path, default_m
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(tmp_path / "nope") in r.stderr
 
 
+def test_operating_point_sweeps_a_categorys_bias_from_the_served_labels(tmp_path, default_model):
+    from classifier.metrics import classification_report
+
+    ex = demo_corpus()
+    data, only_g1 = tmp_path / "demo.jsonl", tmp_path / "g1.jsonl"
+    write_jsonl(ex, data)
+    write_jsonl([e for e in ex if e.label == "g1"], only_g1)
+    r = cli("classifier", "operating-point", "--data", str(data), "--category", "g2", "--target-recall", "0.9",
+            "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    served = OnnxClassifier(default_model, "int8").predict_proba([e.prompt for e in ex], [e.response for e in ex])
+    at_zero = classification_report([e.label for e in ex], [DEFAULT_TAXONOMY.codes[i] for i in served.argmax(1)],
+                                    DEFAULT_TAXONOMY.codes)
+    sweep = out["sweep"]
+    assert sweep[0]["bias"] == 0 and sweep[-1]["bias"] == 2.0 and len(sweep) == 41
+    assert sweep[0]["accuracy"] == round(at_zero["accuracy"], 3)
+    assert sweep[0]["recall"] == round(at_zero["per_class"]["g2"]["recall"], 3)
+    recalls = [row["recall"] for row in sweep]
+    assert recalls == sorted(recalls) and recalls[-1] > recalls[0]  # raising g2 only ever calls more pairs g2
+    first = next((row for row in sweep if row["recall"] >= 0.9), None)
+    assert out["chosen"] == first
+    r = cli("classifier", "operating-point", "--data", str(data), "--category", "g7")
+    assert r.returncode == 2 and r.stderr.strip() == ("error: --category 'g7' is not a category of default "
+                                                      "(g1, g2, g3, g4, g5)")
+    r = cli("classifier", "operating-point", "--data", str(only_g1), "--category", "g2")
+    assert r.returncode == 2 and r.stderr.strip() == (f"error: {only_g1} has no pair labelled g2: its recall "
+                                                      "cannot be measured there")
+
+
 def test_evaluate_cli_bad_file_is_one_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "prompt": "a", "response": "b", "label": "g7"}\n')
