@@ -100,6 +100,10 @@ class OnnxClassifier:
         # the operating point chosen at export (``classifier export --class-bias``): added to every logit row,
         # before the int8 near-tie check, so the recheck looks at the margins that decide the label
         bias = self.meta.get("class_bias") or {}
+        strangers = sorted(set(bias) - set(self.taxonomy.codes))
+        if strangers:
+            raise ValueError(f"{self.model_dir / 'model.json'}: class_bias names {strangers}, not categories of "
+                             f"this model ({', '.join(self.taxonomy.codes)}); re-export it")
         self.class_bias = np.array([float(bias.get(c, 0.0)) for c in self.taxonomy.codes], dtype=np.float32)
         self.version = f"{self.meta['version']}-{precision}"
         # held-out confusion matrix (true x predicted) from the model card, for confusion-corrected entropy

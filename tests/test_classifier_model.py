@@ -200,6 +200,10 @@ def test_a_class_bias_moves_the_near_ties_that_int8_rechecks(tmp_path, default_m
     np.testing.assert_allclose(got[~near], (raw + bias)[~near], atol=1e-6)
     np.testing.assert_allclose(got[near], (fp32 + bias)[near], atol=1e-5)
     assert (got.argmax(1) == 1).sum() > (raw.argmax(1) == 1).sum()  # more pairs called g2
+    (tmp_path / "model.json").write_text(json.dumps({**json.loads((default_model / "model.json").read_text()),
+                                                     "class_bias": {"g9": 1.0}}))
+    with pytest.raises(ValueError, match=r"class_bias names \['g9'\], not categories of this model"):
+        OnnxClassifier(tmp_path, "int8")
 
 
 def test_int8_recheck_without_the_fp32_model_is_a_clear_error(tmp_path, default_model):
