@@ -165,6 +165,16 @@ def build_default() -> None:
     typer.echo(str(ensure_default_model()))
 
 
+def _classifier(spec: str, precision: str = "int8"):  # noqa: ANN202
+    """The classifier ``spec`` names (a model folder, 'default', 'rules'), or a one-line error."""
+    from classifier.loading import load_classifier
+
+    try:
+        return load_classifier(spec, precision=precision)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        fail(str(err))
+
+
 def _clean(x: object) -> object:
     if isinstance(x, float) and math.isnan(x):
         return None
@@ -185,12 +195,8 @@ def evaluate(
 ) -> None:
     """Score a classifier on labelled data: accuracy, macro-F1, per class, confusion, Cohen's κ."""
     from classifier.evaluation import evaluate as run
-    from classifier.loading import load_classifier
 
-    try:
-        clf = load_classifier(model, precision=precision)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        fail(str(err))
+    clf = _classifier(model, precision)
     examples = _load(data, clf.taxonomy)
     report, probs = run(clf, examples)
     if predictions:
@@ -231,12 +237,8 @@ def compare(
 
     from classifier.base import argmax_codes
     from classifier.comparison import compare_predictions
-    from classifier.loading import load_classifier
 
-    try:
-        a, b = (load_classifier(m, precision=precision) for m in (model, against))
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        fail(str(err))
+    a, b = _classifier(model, precision), _classifier(against, precision)
     if a.taxonomy.codes != b.taxonomy.codes:
         fail(f"{model} and {against} have different taxonomies ({list(a.taxonomy.codes)} against "
              f"{list(b.taxonomy.codes)}): there is nothing to compare")
@@ -285,13 +287,9 @@ def operating_point(
     from rich.console import Console
     from rich.table import Table
 
-    from classifier.loading import load_classifier
     from classifier.operating_point import bias_sweep, smallest_bias_for
 
-    try:
-        clf = load_classifier(model)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        fail(str(err))
+    clf = _classifier(model)
     codes = list(clf.taxonomy.codes)
     if category not in codes:
         fail(f"--category {category!r} is not a category of {model} ({', '.join(codes)})")
