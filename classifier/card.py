@@ -26,7 +26,8 @@ SPLIT = {"method": f"hash of the prompt (and conversation for hh-rlhf), seed {SE
 INT8 = (f"{RECIPE}: SmoothQuant-style smoothing (alpha {ALPHA}, calibrated on the demo corpus), then per-channel "
         "dynamic int8 of the attention and FFN input projections and per-token int8 of the FFN down-projections "
         "but the first layer's (fp32, as is the head); one pair per run; pairs whose int8 top-two logit margin is "
-        f"below {RECHECK_MARGIN} are recomputed in fp32")
+        f"below {RECHECK_MARGIN} are recomputed in fp32; ONNX Runtime serves it without its SkipLayerNormalization "
+        "fusion (faster here)")
 
 
 def hh_annotator_agreement() -> dict[str, Any]:

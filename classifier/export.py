@@ -23,7 +23,7 @@ import torch
 
 from classifier.encoding import PairEncoder, PairTemplate
 from classifier.model import PairClassifier
-from classifier.smoothing import RECHECK_MARGIN, RECIPE, activation_maxima, smooth, weight_matmuls
+from classifier.smoothing import INT8_UNFUSED, RECHECK_MARGIN, RECIPE, activation_maxima, smooth, weight_matmuls
 
 
 class _Exportable(torch.nn.Module):
@@ -63,7 +63,8 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
         pairs = calibration or shipped_calibration_pairs()
         quantize_int8(onnx_path, out_dir / "model.int8.onnx", calibration_feeds(PairEncoder.from_dir(out_dir), pairs))
         extra["int8"] = {"recipe": RECIPE, "recheck_margin": RECHECK_MARGIN, "calibration_pairs": len(pairs),
-                         "calibration": "given" if calibration else "shipped demo corpus"}
+                         "calibration": "given" if calibration else "shipped demo corpus",
+                         "disabled_optimizers": list(INT8_UNFUSED)}
         # the version names what is served: a new int8 recipe or calibration set changes it too (their inputs
         # are hashed, not the int8 bytes, which move with the last bits of the calibration run on another CPU)
         served.update(json.dumps([RECIPE, pairs]).encode())

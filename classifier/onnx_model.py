@@ -117,13 +117,15 @@ class OnnxClassifier:
         # on CUDA (on an H200, fp16 end to end: 12,300 pairs/s at 256 against 10,000 at 64).
         self.batch_size = batch_size or (1 if precision == "int8" else 256 if on_cuda else 32)
         n = threads or int(os.environ.get("VALUEDRIFT_THREADS", "0")) or min(os.cpu_count() or 1, 4)
-        self.session = self._session(path, n, providers)
+        # graph optimisers this int8 recipe runs without (model.json; models exported before it have none)
+        unfused = tuple((self.meta.get("int8") or {}).get("disabled_optimizers", ())) if precision == "int8" else ()
+        self.session = self._session(path, n, providers, unfused)
         self.providers = self.session.get_providers()
         # One pair per call leaves ONNX Runtime's intra-op threads idle between small operators: on CPU,
         # n calls side by side on one single-threaded session run up to ~1.5x faster than one n-threaded call
         # at a time (2 cores), and each pair's logits stay bit-identical.
         self.pair_workers = n if self.batch_size == 1 and self.providers[0] == "CPUExecutionProvider" else 1
-        self._single_threaded = self._session(path, 1, providers) if self.pair_workers > 1 else None
+        self._single_threaded = self._session(path, 1, providers, unfused) if self.pair_workers > 1 else None
         # made here, not on first use, so two threads' first calls cannot make two (its threads start lazily)
         self._pool = (ThreadPoolExecutor(self.pair_workers, thread_name_prefix="valuedrift-onnx")
                       if self._single_threaded is not None else None)
@@ -145,12 +147,13 @@ class OnnxClassifier:
                  f", fp32 recheck below a margin of {self.recheck_margin}" if self._recheck is not None else "")
 
     @staticmethod
-    def _session(path: Path, threads: int, providers: list[str]) -> ort.InferenceSession:
+    def _session(path: Path, threads: int, providers: list[str], unfused: Sequence[str] = ()) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers,
+                                    disabled_optimizers=list(unfused) or None)
 
     def _run(self, session: ort.InferenceSession, rows: list[list[int]]) -> np.ndarray:
         ids, mask = self.encoder.pad(rows)

@@ -206,6 +206,38 @@ def test_a_class_bias_moves_the_near_ties_that_int8_rechecks(tmp_path, default_m
         OnnxClassifier(tmp_path, "int8")
 
 
+def test_int8_serves_without_the_graph_fusions_its_model_json_names(tmp_path, default_model):
+    import onnxruntime as ort
+
+    from classifier.smoothing import INT8_UNFUSED
+
+    meta = json.loads((default_model / "model.json").read_text())
+    assert meta["int8"]["disabled_optimizers"] == list(INT8_UNFUSED) == ["SkipLayerNormFusion"]
+    enc = PairEncoder.from_dir(default_model)
+    ex = demo_corpus()[::10]
+    rows = enc.ids_many([e.prompt for e in ex], [e.response for e in ex])
+
+    def plain(unfused: list[str] | None) -> np.ndarray:  # one pair per call, one thread, as served
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        s = ort.InferenceSession(str(default_model / "model.int8.onnx"), opts, providers=["CPUExecutionProvider"],
+                                 disabled_optimizers=unfused)
+        return np.concatenate([s.run(None, dict(zip(("input_ids", "attention_mask"), enc.pad([r]), strict=True)))[0]
+                               for r in rows])
+
+    unfused, fused = plain(list(INT8_UNFUSED)), plain(None)
+    assert not np.array_equal(unfused, fused), "this ONNX Runtime fuses alike: re-measure smoothing.INT8_UNFUSED"
+    served = OnnxClassifier(default_model, "int8", recheck_margin=0)
+    np.testing.assert_array_equal(served.logits([e.prompt for e in ex], [e.response for e in ex]), unfused)
+    for f in default_model.iterdir():  # a model exported before the field existed keeps what it served then
+        if f.name != "model.json":
+            (tmp_path / f.name).symlink_to(f)
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "int8": {k: v for k, v in meta["int8"].items()
+                                                                       if k != "disabled_optimizers"}}))
+    older = OnnxClassifier(tmp_path, "int8", recheck_margin=0)
+    np.testing.assert_array_equal(older.logits([e.prompt for e in ex], [e.response for e in ex]), fused)
+
+
 def test_int8_recheck_without_the_fp32_model_is_a_clear_error(tmp_path, default_model):
     import shutil
 
