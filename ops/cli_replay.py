@@ -68,12 +68,16 @@ def replay(
     idle: Annotated[str, typer.Option(help="with --topic: stop after this long without a new message")] = "3s",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the result JSON here")] = None,
     report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    classified: Annotated[Path | None, typer.Option(
+        "--classified", help="write every replayed event with its category and probabilities here (JSONL, the "
+                             "classified topic's schema; .gz compresses): replay it with -i to re-window without "
+                             "inference")] = None,
     png: Annotated[Path | None, typer.Option(help="also write PNG plots into this folder (needs matplotlib)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
 ) -> None:
     """Replay logged events offline (same classifier, windows, estimators and rules as the worker) → JSON + report."""
     from ops.cli import load_settings, quiet_kafka_logs
-    from ops.replay import ReplayError, ReplayOptions, canonical_json, read_files, read_kafka
+    from ops.replay import ClassifiedWriter, ReplayError, ReplayOptions, canonical_json, read_files, read_kafka
     from ops.replay import replay as run
     from streams.settings import parse_duration
 
@@ -118,7 +122,17 @@ def replay(
                  f"--from/--to){first}", 1)
         if inp.n_bad:
             typer.echo(f"warning: skipped {inp.n_bad} bad record(s); first: {inp.bad_examples[0]}", err=True)
-        result = _run_with_progress(run, inp, settings, opts, progress)
+        try:  # opened before the run, so a bad path fails before minutes of classification
+            sink = ClassifiedWriter(classified) if classified is not None else None
+        except OSError as err:
+            why = ("part of its path is a file, not a folder" if isinstance(err, (FileExistsError, NotADirectoryError))
+                   else err.strerror or err)
+            fail(f"cannot write {classified}: {why}", 1)
+        try:
+            result = _run_with_progress(run, inp, settings, opts, progress, sink)
+        finally:
+            if sink is not None:
+                sink.close()
     except ReplayError as err:
         fail(str(err))
     text = canonical_json(result)
@@ -131,6 +145,8 @@ def replay(
     if png is not None:
         _pngs(result, png)
     _summary(result, json_out, report)
+    if sink is not None:
+        typer.echo(f"classified: {classified} ({sink.n} records)")
 
 
 def _write(path: Path, text: str) -> None:
@@ -141,7 +157,7 @@ def _write(path: Path, text: str) -> None:
         fail(f"cannot write {path}: {err.strerror or err}", 1)
 
 
-def _run_with_progress(run, inp, settings, opts, show: bool):  # noqa: ANN001, ANN202
+def _run_with_progress(run, inp, settings, opts, show: bool, emit=None):  # noqa: ANN001, ANN202
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -150,7 +166,7 @@ def _run_with_progress(run, inp, settings, opts, show: bool):  # noqa: ANN001, A
     with Progress(TextColumn(f"[bold]replay[/] {what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not (show and console.is_terminal)) as bar:
         task = bar.add_task("events", total=inp.n_events)
-        return run(inp, settings, opts, progress=lambda n: bar.advance(task, n))
+        return run(inp, settings, opts, progress=lambda n: bar.advance(task, n), emit=emit)
 
 
 def _summary(result: dict, json_out: Path | None, report: Path | None) -> None:

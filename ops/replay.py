@@ -24,7 +24,7 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,9 +347,40 @@ def codes_for(records: list[ClassifiedResponse]) -> tuple[str, ...]:
     return first
 
 
+def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str, Any], list[list[float]]] | None:
+    """The model card (``evaluation``) and held-out confusion matrix of the classifier that labelled
+    already-classified records, so their windows get ``entropy_corrected`` as the worker's did: found when the
+    records name one model version and it is the default model's (its committed card) or that of the exported
+    model folder given as ``--classifier``. None otherwise (other versions, or several).
+
+    >>> labelling_card(["rules-1"], "rules") is None
+    True
+    """
+    if len(versions) != 1:
+        return None
+    from classifier.default_model import weights_dir
+
+    cards = [weights_dir() / "evaluation.json"]
+    if spec and (Path(spec) / "model.json").is_file():
+        cards.insert(0, Path(spec) / "model.json")
+    for path in cards:
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        evaluation = (card.get("evaluation") or {}) if path.name == "model.json" else card
+        for entry in (evaluation or {}).values():
+            if isinstance(entry, dict) and entry.get("model_version") == versions[0] and entry.get("confusion"):
+                return evaluation, entry["confusion"]
+    return None
+
+
 def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
-           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run the offline pipeline over the input and return the result as a JSON-ready dict."""
+           progress: Callable[[int], None] | None = None,
+           emit: Callable[[ClassifiedResponse], None] | None = None) -> dict[str, Any]:
+    """Run the offline pipeline over the input and return the result as a JSON-ready dict.
+
+    ``emit`` receives every replayed event as a ``ClassifiedResponse``, in replay order (``--classified``)."""
     tick = progress or (lambda n: None)
     classifier_info: dict[str, Any]
     if inp.format == "classified":
@@ -364,10 +395,11 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         unknown = len(recs) - len(good)
         if opts.order == "time":
             good.sort(key=lambda r: r.event_time)
-        result = run_classified(_counting(good, tick), settings, codes)
         versions = sorted({r.model_version for r in good})
+        card = labelling_card(versions, opts.classifier)  # the labelling model's confusion, when it is known here
+        result = run_classified(_counting(good, tick), settings, codes, card[1] if card else None, emit=emit)
         classifier_info = {"spec": "none (already classified input)", "model_version": ",".join(versions) or None,
-                           "taxonomy": list(codes), "evaluation": None}
+                           "taxonomy": list(codes), "evaluation": card[0] if card else None}
         n_events = len(good)
         ids = Counter(r.id for r in good)
     else:
@@ -381,7 +413,7 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         events = list(inp.events)
         if opts.order == "time":
             events.sort(key=lambda e: e.event_time)
-        result = run_offline(_counting(events, tick), clf, settings, batch_size=64)
+        result = run_offline(_counting(events, tick), clf, settings, batch_size=64, emit=emit)
         meta = getattr(clf, "meta", None) or {}
         classifier_info = {"spec": opts.classifier, "model_version": clf.version,
                            "taxonomy": list(clf.taxonomy.codes), "name": meta.get("name"),
@@ -391,6 +423,44 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         ids = Counter(e.id for e in events)
     return build_result(inp, settings, opts, result, classifier_info, n_events, unknown,
                         sum(n - 1 for n in ids.values() if n > 1))
+
+
+class ClassifiedWriter:
+    """``--classified PATH``: every replayed event as one ``ClassifiedResponse`` JSON line (the classified
+    topic's schema), byte-identical for the same input and settings; ``.gz`` is gzip with no time stamp.
+    Replaying the file (``-i PATH``) windows it again without inference, with the same windows and alerts.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "c.jsonl.gz"
+    >>> with ClassifiedWriter(path) as out:
+    ...     out(ClassifiedResponse(id="r1", monitor_key="k", event_time=1767225600.0, category="g1",
+    ...                            probs={"g1": 0.9, "g2": 0.1}, model_version="m"))
+    >>> out.n, gzip.decompress(path.read_bytes()).decode().count("\\n")
+    (1, 1)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)  # OSError names the problem; the CLI makes it one line
+        self._raw = path.open("wb")
+        self._out: Any = (gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
+                          if path.name.endswith(".gz") else self._raw)
+        self.n = 0
+
+    def __call__(self, rec: ClassifiedResponse) -> None:
+        self._out.write(rec.model_dump_json().encode() + b"\n")
+        self.n += 1
+
+    def close(self) -> None:
+        if self._out is not self._raw:
+            self._out.close()
+        self._raw.close()
+
+    def __enter__(self) -> ClassifiedWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _counting(items: list[Any], tick: Callable[[int], None], every: int = 256) -> Iterator[Any]:

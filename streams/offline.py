@@ -9,7 +9,7 @@ records that are already classified (no inference), as the live window agent doe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,16 +59,24 @@ class OfflineCore:
 
 
 def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, settings: Settings,
-                batch_size: int = 256) -> OfflineResult:
-    """Classify events in batches, window them by event time, flush at the end, and evaluate the rules."""
+                batch_size: int = 256, emit: Callable[[ClassifiedResponse], None] | None = None) -> OfflineResult:
+    """Classify events in batches, window them by event time, flush at the end, and evaluate the rules.
+
+    ``emit``, if given, receives each event's ``ClassifiedResponse`` (what the worker sends to the classified
+    topic) in the order the events are windowed; ``run_classified`` on those records gives the same result.
+    """
     codes = classifier.taxonomy.codes
     core = OfflineCore(settings, codes, getattr(classifier, "confusion", None))
 
     def run(batch: list[ResponseEvent]) -> None:
         probs = classifier.predict_proba([e.prompt for e in batch], [e.response for e in batch])
         for ev, row in zip(batch, probs, strict=True):
-            core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(p) for p in row],
-                     classifier.version)
+            category, p = codes[int(row.argmax())], [float(x) for x in row]
+            if emit is not None:
+                emit(ClassifiedResponse(id=ev.id, monitor_key=ev.monitor_key, event_time=ev.event_time,
+                                        category=category, probs=dict(zip(codes, p, strict=True)),
+                                        model_version=classifier.version))
+            core.add(ev.monitor_key, ev.event_time, category, p, classifier.version)
 
     batch: list[ResponseEvent] = []
     for ev in events:
@@ -82,12 +90,15 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
 
 
 def run_classified(records: Iterable[ClassifiedResponse], settings: Settings,
-                   codes: tuple[str, ...], confusion: Any = None) -> OfflineResult:
+                   codes: tuple[str, ...], confusion: Any = None,
+                   emit: Callable[[ClassifiedResponse], None] | None = None) -> OfflineResult:
     """Window already-classified records (no inference) as the live window agent does: by their
     ``category``, with their ``probs`` in ``codes`` order. A record whose category is not in ``codes``
-    raises ValueError (the live agent dead-letters it; check first)."""
+    raises ValueError (the live agent dead-letters it; check first). ``emit``: as in ``run_offline``."""
     core = OfflineCore(settings, codes, confusion)
     for rec in records:
+        if emit is not None:
+            emit(rec)
         p = rec.probs
         core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes], rec.model_version)
     return core.finish()

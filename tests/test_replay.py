@@ -84,9 +84,10 @@ def test_cli_replay_is_byte_identical_across_runs_and_matches_run_offline(tmp_pa
     for run in (1, 2):
         env = {**os.environ, "PYTHONHASHSEED": str(run)}  # different hash orders in the two processes
         r = cli("replay", "-i", src, *ARGS, "--json", tmp_path / f"r{run}.json", "--report", tmp_path / f"r{run}.html",
-                env=env)
+                "--classified", tmp_path / f"c{run}.jsonl.gz", env=env)
         assert r.returncode == 0, r.stderr
-        outs.append(((tmp_path / f"r{run}.json").read_bytes(), (tmp_path / f"r{run}.html").read_bytes()))
+        outs.append(tuple((tmp_path / f"{n}{run}.{ext}").read_bytes() for n, ext in
+                          (("r", "json"), ("r", "html"), ("c", "jsonl.gz"))))
     assert outs[0] == outs[1]
     result = json.loads(outs[0][0])
     assert set(result) == {"schema", "input", "config", "versions", "classifier", "windows", "alerts", "rates"}
@@ -100,6 +101,22 @@ def test_cli_replay_is_byte_identical_across_runs_and_matches_run_offline(tmp_pa
     beta = result["rates"]["beta"]["ds_dt_per_window"]  # beta collapses onto two categories: S falls
     assert beta["value"] < 0 and beta["ci_low"] < beta["value"] < beta["ci_high"] and beta["p_value"] < 0.05
     assert "replayed 320 events" in r.stdout and "beta: 8 windows" in r.stdout
+    # --classified: every event once, labelled as the worker labels it; replayed, the same windows and alerts
+    assert f"classified: {tmp_path / 'c2.jsonl.gz'} (320 records)" in r.stdout
+    recs = [ClassifiedResponse.parse_bytes(line) for line in gzip.decompress(outs[0][2]).splitlines()]
+    assert sorted(c.id for c in recs) == sorted(e.id for e in events)
+    clf = RuleClassifier()
+    probs = clf.predict_proba([e.prompt for e in events], [e.response for e in events])
+    by_id = {c.id: c for c in recs}
+    for e, p in zip(events, probs, strict=True):
+        assert by_id[e.id].probs == dict(zip(clf.taxonomy.codes, map(float, p), strict=True))
+        assert by_id[e.id].category == clf.taxonomy.codes[int(p.argmax())] and by_id[e.id].model_version == "rules-1"
+    again = cli("replay", "-i", tmp_path / "c1.jsonl.gz", "--window", "60s", "--lateness", "0s",
+                "--json", tmp_path / "r3.json")
+    assert again.returncode == 0, again.stderr
+    second = json.loads((tmp_path / "r3.json").read_text())
+    assert second["input"]["format"] == "classified"
+    assert second["windows"] == result["windows"] and second["alerts"] == result["alerts"]
 
 
 def test_json_is_canonical():
@@ -276,6 +293,7 @@ def test_parquet_input_and_a_one_line_error_without_pyarrow(tmp_path):
     (["-i", "{src}", "--window", "soon"], "'soon' is not a duration"),
     (["-i", "{src}", "--classifier", "gpt-judge"], "unknown classifier 'gpt-judge'"),
     (["-i", "{src}", "--from", "2030-01-01T00:00:00Z"], "no usable events in the input"),
+    (["-i", "{src}", "--classified", "{src}/c.jsonl"], "cannot write"),
     (["-i", "{txt}"], "unknown file type"),
     ([], "give --input FILE"),
     (["--topic", "t"], "--topic needs --broker"),
@@ -382,9 +400,21 @@ def test_default_onnx_classifier_and_its_model_card(tmp_path):
         pytest.skip(f"default classifier unavailable: {err}")
     events = scenario(n_windows=3, per_window=4)
     inp = read_files([write_jsonl(tmp_path / "e.jsonl", events)], ReplayOptions())
-    out = replay(inp, Settings(window_seconds=60.0, lateness_seconds=0.0), ReplayOptions())
+    settings = Settings(window_seconds=60.0, lateness_seconds=0.0)
+    labelled: list[ClassifiedResponse] = []
+    out = replay(inp, settings, ReplayOptions(), emit=labelled.append)
     assert out["versions"]["classifier"].endswith("-int8") and out["classifier"]["evaluation"]["test_int8"]["n"] > 0
     assert sum(w["n"] for w in out["windows"]) == len(events)
+    # its labels, replayed as classified records: the same windows, entropy_corrected from the same card included
+    assert all(w["entropy_corrected"] is not None for w in out["windows"])
+    again = replay(read_files([write_jsonl(tmp_path / "c.jsonl", labelled)], ReplayOptions()), settings,
+                   ReplayOptions())
+    assert again["windows"] == out["windows"] and again["classifier"]["evaluation"] == out["classifier"]["evaluation"]
+    other = [c.model_copy(update={"model_version": "someone-elses-model"}) for c in labelled]  # no card known here
+    third = replay(read_files([write_jsonl(tmp_path / "o.jsonl", other)], ReplayOptions()), settings, ReplayOptions())
+    assert third["classifier"]["evaluation"] is None
+    assert all(w["entropy_corrected"] is None for w in third["windows"])
+    assert [w["entropy"] for w in third["windows"]] == [w["entropy"] for w in out["windows"]]
     from ops.report import render_report
 
     page = render_report(out)
