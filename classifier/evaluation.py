@@ -12,7 +12,7 @@ import numpy as np
 from classifier.base import Classifier
 from classifier.datasets import Example
 from classifier.intervals import LEVEL, RESAMPLES, SEED, score_intervals, statistic_interval
-from classifier.metrics import classification_report, spearman
+from classifier.metrics import calibration, classification_report, spearman
 from classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
 from streams.entropy import plugin_entropy
 
@@ -88,6 +88,8 @@ def evaluate(clf: Classifier, examples: Sequence[Example]) -> tuple[dict[str, An
                            **score_intervals([e.label for e in examples], predicted, clusters, codes)}
     report["by_source"] = by_source(examples, predicted, codes)
     report["entropy_agreement"] = entropy_agreement(examples, predicted, codes)
+    # the probabilities as probabilities (the served ones, class bias included): the labels are what windows count
+    report["calibration"] = calibration(np.asarray(probs), [e.label for e in examples], codes)
     report["model_version"] = clf.version
     if rechecked is not None and getattr(clf, "recheck_margin", 0) > 0:  # what the worker's metric is compared to
         report["int8_rechecked_share"] = (clf.rechecked - rechecked) / len(examples) if examples else 0.0

@@ -1,4 +1,5 @@
-"""Classification metrics in plain numpy: accuracy, per-class P/R/F1, confusion, Cohen's κ, Spearman ρ.
+"""Classification metrics in plain numpy: accuracy, per-class P/R/F1, confusion, Cohen's κ, Spearman ρ,
+and how well the probabilities are calibrated.
 
 >>> m = classification_report(["g1", "g1", "g2", "g3"], ["g1", "g2", "g2", "g3"], ["g1", "g2", "g3"])
 >>> m["accuracy"], m["confusion"]
@@ -82,3 +83,26 @@ def classification_report(y_true: Sequence[str], y_pred: Sequence[str], labels: 
         "confusion": m.tolist(),
         "cohen_kappa": cohen_kappa(y_true, y_pred, labels),
     }
+
+
+def calibration(probs: np.ndarray, y_true: Sequence[str], labels: Sequence[str], bins: int = 15) -> dict[str, Any]:
+    """How far the probabilities are from frequencies: expected calibration error of the top label (``bins``
+    equal-width confidence bins), mean negative log-likelihood of the true label (nats) and Brier score.
+
+    >>> p = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    >>> c = calibration(p, ["a", "b", "a", "b"], ["a", "b"])
+    >>> round(c["ece"], 3), round(c["nll"], 3), round(c["brier"], 3)
+    (0.35, 0.785, 0.51)
+    """
+    p = np.asarray(probs, dtype=float)
+    if len(p) == 0:
+        return {"ece": None, "nll": None, "brier": None, "bins": bins}
+    index = {c: i for i, c in enumerate(labels)}
+    y = np.array([index[t] for t in y_true])
+    conf, hit = p.max(axis=1), p.argmax(axis=1) == y
+    which = np.minimum((conf * bins).astype(int), bins - 1)  # bin b holds confidences in [b/bins, (b+1)/bins)
+    ece = sum(abs(hit[which == b].mean() - conf[which == b].mean()) * np.mean(which == b)
+              for b in range(bins) if np.any(which == b))
+    onehot = np.eye(len(labels))[y]
+    return {"ece": float(ece), "nll": float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean()),
+            "brier": float(((p - onehot) ** 2).sum(axis=1).mean()), "bins": bins}

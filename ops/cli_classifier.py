@@ -221,6 +221,10 @@ def evaluate(
         for c, m in report["per_class"].items():
             typer.echo(f"  {c}: precision={m['precision']:.3f} recall={m['recall']:.3f} {span(iv['recall'][c])} "
                        f"f1={m['f1']:.3f} support={m['support']}")
+        cal = report["calibration"]
+        if cal["ece"] is not None:
+            typer.echo(f"  probabilities: ECE {cal['ece']:.3f} (top label, {cal['bins']} bins), NLL {cal['nll']:.3f} "
+                       f"nats, Brier {cal['brier']:.3f}")
 
 
 @app.command()

@@ -278,6 +278,12 @@ def test_evaluate_cli_json_interface(tmp_path, default_model):
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [e.id for e in ex]
     assert abs(sum(lines[0]["probs"].values()) - 1) < 1e-4
+    cal = rep["calibration"]  # from the same probabilities the predictions file holds
+    codes = DEFAULT_TAXONOMY.codes
+    probs = np.array([[x["probs"][c] for c in codes] for x in lines])
+    truth = np.array([codes.index(e.label) for e in ex])
+    assert abs(cal["nll"] + np.log(probs[np.arange(len(ex)), truth]).mean()) < 1e-4
+    assert 0 <= cal["ece"] <= 1 and 0 <= cal["brier"] <= 2 and cal["bins"] == 15
     # the share of int8 near ties recomputed in fp32 (what the worker's rechecked metric is read against)
     from classifier.smoothing import RECHECK_MARGIN
 
