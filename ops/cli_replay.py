@@ -146,7 +146,7 @@ def replay(
         _pngs(result, png)
     _summary(result, json_out, report)
     if sink is not None:
-        typer.echo(f"classified: {classified} ({sink.n} records)")
+        typer.echo(f"classified: {classified} ({sink.n} record{'' if sink.n == 1 else 's'})")
 
 
 def _write(path: Path, text: str) -> None:
