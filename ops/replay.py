@@ -369,7 +369,7 @@ def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str,
         except (OSError, ValueError):
             continue
         evaluation = (card.get("evaluation") or {}) if path.name == "model.json" else card
-        for entry in (evaluation or {}).values():
+        for entry in evaluation.values():
             if isinstance(entry, dict) and entry.get("model_version") == versions[0] and entry.get("confusion"):
                 return evaluation, entry["confusion"]
     return None
@@ -440,7 +440,6 @@ class ClassifiedWriter:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)  # OSError names the problem; the CLI makes it one line
         self._raw = path.open("wb")
         self._out: Any = (gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)

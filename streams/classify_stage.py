@@ -105,12 +105,8 @@ class ClassifyStage:
         codes = self.classifier.taxonomy.codes
         by_key: dict[str, list[bytes]] = {}
         for (ev, m, index), row in zip(good, probs, strict=True):
-            out = ClassifiedResponse(
-                id=ev.id, monitor_key=ev.monitor_key, event_time=ev.event_time,
-                category=codes[int(row.argmax())], probs={c: float(p) for c, p in zip(codes, row, strict=True)},
-                model_version=self.classifier.version, source_partition=m.partition, source_offset=m.offset,
-                source_index=index,
-            )
+            out = ClassifiedResponse.labelled(ev, row, codes, self.classifier.version, source_partition=m.partition,
+                                              source_offset=m.offset, source_index=index)
             by_key.setdefault(ev.monitor_key, []).append(out.to_bytes())
         pending = [await self.producer.send(self.topics.classified, key=key.encode(), value=value)
                    for key, lines in by_key.items() for value in pack_lines(lines)]

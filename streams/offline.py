@@ -71,12 +71,10 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
     def run(batch: list[ResponseEvent]) -> None:
         probs = classifier.predict_proba([e.prompt for e in batch], [e.response for e in batch])
         for ev, row in zip(batch, probs, strict=True):
-            category, p = codes[int(row.argmax())], [float(x) for x in row]
             if emit is not None:
-                emit(ClassifiedResponse(id=ev.id, monitor_key=ev.monitor_key, event_time=ev.event_time,
-                                        category=category, probs=dict(zip(codes, p, strict=True)),
-                                        model_version=classifier.version))
-            core.add(ev.monitor_key, ev.event_time, category, p, classifier.version)
+                emit(ClassifiedResponse.labelled(ev, row, codes, classifier.version))
+            core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(x) for x in row],
+                     classifier.version)
 
     batch: list[ResponseEvent] = []
     for ev in events:

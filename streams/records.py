@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -259,6 +260,23 @@ class ClassifiedResponse(_Timed):
     source_offset: int | None = Field(default=None, description="offset of the input message")
     source_index: int = Field(default=0, ge=0, description="position of this event among those of its input "
                                                             "message (formats with several events per message)")
+
+    @classmethod
+    def labelled(cls, ev: ResponseEvent, probs: Sequence[float], codes: Sequence[str], model_version: str,
+                 **source: Any) -> ClassifiedResponse:
+        """``ev`` as a classifier labels it: the first most probable code, and every probability by code.
+        ``source``: ``source_partition``, ``source_offset``, ``source_index``. The worker and the offline
+        pipeline both label events here, so the classified topic and ``replay --classified`` agree.
+
+        >>> ev = ResponseEvent(id="r1", monitor_key="k", event_time=1767225600, prompt="p", response="r")
+        >>> c = ClassifiedResponse.labelled(ev, [0.2, 0.5, 0.3], ["g1", "g2", "g3"], "m-1")
+        >>> c.category, c.probs["g3"], c.source_index
+        ('g2', 0.3, 0)
+        """
+        best = max(range(len(codes)), key=lambda i: probs[i])  # the first of equal maxima, as numpy's argmax
+        return cls(id=ev.id, monitor_key=ev.monitor_key, event_time=ev.event_time, category=codes[best],
+                   probs={c: float(p) for c, p in zip(codes, probs, strict=True)}, model_version=model_version,
+                   **source)
 
 
 class WindowStatistic(Record):
