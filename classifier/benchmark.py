@@ -12,8 +12,7 @@ import time
 from typing import Any
 
 import numpy as np
-
-from classifier.datasets import Example
+from valuedrift.classifier.datasets import Example
 
 BATCHES = (1, 8, 32)
 
@@ -21,14 +20,14 @@ BATCHES = (1, 8, 32)
 def realistic_pairs(encoder: Any, n: int) -> list[tuple[str, str]]:
     pool: list[Example] = []
     try:
-        from classifier import xstest
-        from classifier.training_data import shared_data_dir
+        from valuedrift.classifier import xstest
+        from valuedrift.classifier.training_data import shared_data_dir
 
         pool = xstest.examples(shared_data_dir())
     except FileNotFoundError:
         pass
     if not pool:
-        from classifier.corpus import demo_corpus
+        from valuedrift.classifier.corpus import demo_corpus
 
         pool = demo_corpus()
     rows = encoder.ids_many([e.prompt for e in pool], [e.response for e in pool])
@@ -48,10 +47,9 @@ def _rate(fn: Any, pairs: list[tuple[str, str]], batch: int) -> float:
 
 def run_bench(threads: int = 2, n: int = 64, rounds: int = 3) -> dict[str, Any]:
     import torch
-
-    from classifier.default_model import ensure_default_model, weights_dir
-    from classifier.onnx_model import OnnxClassifier
-    from classifier.train import load_trained
+    from valuedrift.classifier.default_model import ensure_default_model, weights_dir
+    from valuedrift.classifier.onnx_model import OnnxClassifier
+    from valuedrift.classifier.train import load_trained
 
     torch.set_num_threads(threads)
     model_dir = ensure_default_model()

@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from classifier.datasets import load_jsonl
-from classifier.evaluation import evaluate
-from classifier.metrics import cohen_kappa
-from classifier.smoothing import ALPHA, RECHECK_MARGIN, RECIPE
-from classifier.splits import FRACTIONS
-from classifier.taxonomy import DEFAULT_TAXONOMY
-from classifier.training_data import SEED, hh_labels
+from valuedrift.classifier.datasets import load_jsonl
+from valuedrift.classifier.evaluation import evaluate
+from valuedrift.classifier.metrics import cohen_kappa
+from valuedrift.classifier.smoothing import ALPHA, RECHECK_MARGIN, RECIPE
+from valuedrift.classifier.splits import FRACTIONS
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY
+from valuedrift.classifier.training_data import SEED, hh_labels
 
 SPLIT = {"method": f"hash of the prompt (and conversation for hh-rlhf), seed {SEED}", "fractions": list(FRACTIONS),
          "command": "valuedrift classifier prepare --out DIR; valuedrift classifier evaluate --data DIR/test.jsonl "
@@ -30,23 +30,38 @@ INT8 = (f"{RECIPE}: SmoothQuant-style smoothing (alpha {ALPHA}, calibrated on th
         "fusion (faster here)")
 
 
-def hh_annotator_agreement() -> dict[str, Any]:
-    """Cohen's κ between the committed hh-rlhf labels and a second, blind annotation of some of the same turns.
+# Source -> (committed labels, a blind second annotation of some of the same items), in classifier/labels.
+ANNOTATIONS = {"hh-rlhf": ("hh_rlhf_labels.jsonl", "hh_rlhf_second_annotation.jsonl"),
+               "hh-helpful": ("hh_helpful_labels.jsonl", "hh_helpful_second_annotation.jsonl"),
+               "jailbreakbench": ("jailbreakbench_labels.jsonl", "jailbreakbench_second_annotation.jsonl")}
 
-    >>> r = hh_annotator_agreement()
+
+def annotator_agreement(source: str = "hh-rlhf") -> dict[str, Any]:
+    """Agreement and Cohen's κ between a source's committed labels and a second, blind annotation.
+
+    >>> r = annotator_agreement("hh-rlhf")
     >>> r["n"] > 100 and 0.0 < r["cohen_kappa"] <= 1.0
     True
+    >>> annotator_agreement("jailbreakbench")["n"]
+    60
     """
-    first, second = hh_labels(), hh_labels("hh_rlhf_second_annotation.jsonl")
+    if source not in ANNOTATIONS:
+        raise ValueError(f"no second annotation of {source!r}: choose one of {sorted(ANNOTATIONS)}")
+    first, second = (hh_labels(name) for name in ANNOTATIONS[source])
     ids = sorted(set(first) & set(second))
     a, b = [first[i] for i in ids], [second[i] for i in ids]
     return {"n": len(ids), "agreement": round(sum(x == y for x, y in zip(a, b, strict=True)) / len(ids), 4),
             "cohen_kappa": round(cohen_kappa(a, b, DEFAULT_TAXONOMY.codes), 4),
-            "note": "two independent annotations of the same hh-rlhf last turns under classifier/labels/RUBRIC.md"}
+            "note": f"two independent annotations of the same {source} items under classifier/labels/RUBRIC.md"}
+
+
+def hh_annotator_agreement() -> dict[str, Any]:
+    """The hh-rlhf red-team turns' agreement (``annotator_agreement("hh-rlhf")``)."""
+    return annotator_agreement("hh-rlhf")
 
 
 def xstest_annotator_agreement(data_dir: Path) -> dict[str, Any]:
-    from classifier import xstest
+    from valuedrift.classifier import xstest
 
     a, b = xstest.human_labels(data_dir)
     return {"cohen_kappa": round(cohen_kappa(a, b, DEFAULT_TAXONOMY.codes), 4),
@@ -55,8 +70,8 @@ def xstest_annotator_agreement(data_dir: Path) -> dict[str, Any]:
 
 def build_card(model_dir: Path, data_dir: Path, shared_data: Path) -> dict[str, Any]:
     """Score the model in ``model_dir`` on ``data_dir/{val,test}.jsonl``; return the card's evaluation part."""
-    from classifier.onnx_model import OnnxClassifier
-    from classifier.rules import RuleClassifier
+    from valuedrift.classifier.onnx_model import OnnxClassifier
+    from valuedrift.classifier.rules import RuleClassifier
 
     val, test = load_jsonl(data_dir / "val.jsonl"), load_jsonl(data_dir / "test.jsonl")
     int8, fp32 = OnnxClassifier(model_dir, "int8"), OnnxClassifier(model_dir, "fp32")
@@ -69,5 +84,7 @@ def build_card(model_dir: Path, data_dir: Path, shared_data: Path) -> dict[str, 
         "rules_baseline_test": {k: rules[k] for k in ("n", "accuracy", "macro_f1", "cohen_kappa", "accuracy_3class")},
         "human_agreement_xstest": xstest_annotator_agreement(shared_data),
         "human_agreement_hh_rlhf": hh_annotator_agreement(),
+        "human_agreement_hh_helpful": annotator_agreement("hh-helpful"),
+        "human_agreement_jailbreakbench": annotator_agreement("jailbreakbench"),
         "int8": INT8,
     }

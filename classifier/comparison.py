@@ -4,7 +4,7 @@ Both classifiers' scores are computed on the same bootstrap resamples of prompts
 difference carries only the variation of the pairs on which they disagree: it is much narrower than the
 two separate intervals suggest, and it is what says whether a retrained model is really better.
 
->>> from classifier.datasets import Example
+>>> from valuedrift.classifier.datasets import Example
 >>> ex = [Example(str(i), f"prompt {i}", "r", "g1" if i % 2 else "g2") for i in range(200)]
 >>> truth = [e.label for e in ex]
 >>> worse = ["g1"] * 200  # right on every g1, wrong on every g2
@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from classifier.datasets import Example
-from classifier.evaluation import clusters_of, group_entropies, indices_by_source, rank_correlation
-from classifier.intervals import (
+from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.evaluation import clusters_of, group_entropies, indices_by_source, rank_correlation
+from valuedrift.classifier.intervals import (
     LEVEL,
     RESAMPLES,
     SEED,
@@ -31,7 +30,7 @@ from classifier.intervals import (
     scores_of,
     statistic_interval,
 )
-from classifier.metrics import classification_report
+from valuedrift.classifier.metrics import classification_report
 
 
 def verdict(interval: Sequence[float]) -> str:

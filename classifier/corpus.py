@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-from classifier.datasets import Example, parse_examples
+from valuedrift.classifier.datasets import Example, parse_examples
 
 
 def demo_corpus() -> list[Example]:
     """Return the shipped demo corpus (``classifier/data/demo_corpus.jsonl``)."""
-    ref = resources.files("classifier") / "data" / "demo_corpus.jsonl"
+    ref = resources.files("valuedrift.classifier") / "data" / "demo_corpus.jsonl"
     return list(parse_examples(ref.read_text(encoding="utf-8").splitlines(), "demo_corpus.jsonl"))
 
 

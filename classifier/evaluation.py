@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from classifier.base import Classifier
-from classifier.datasets import Example
-from classifier.intervals import LEVEL, RESAMPLES, SEED, score_intervals, statistic_interval
-from classifier.metrics import calibration, classification_report, spearman
-from classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
-from streams.entropy import plugin_entropy
+from valuedrift.classifier.base import Classifier
+from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.intervals import LEVEL, RESAMPLES, SEED, score_intervals, statistic_interval
+from valuedrift.classifier.metrics import calibration, classification_report, spearman
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
+from valuedrift.streams.entropy import plugin_entropy
 
 
 def group_entropies(examples: Sequence[Example], predictions: Sequence[Sequence[str]], codes: Sequence[str]
@@ -56,7 +55,30 @@ def indices_by_source(examples: Sequence[Example]) -> dict[str, list[int]]:
     return dict(sorted(out.items()))
 
 
+def label_rates(truth: Sequence[str], guess: Sequence[str], codes: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per code: ``recall`` (where it is the label), ``false_positive_rate`` (share of the other examples given it)
+    and ``predicted_share`` (share of all examples given it).
+
+    >>> r = label_rates(["g1", "g1", "g2", "g3"], ["g1", "g2", "g2", "g2"], ["g1", "g2", "g3"])
+    >>> r["recall"]["g2"], r["false_positive_rate"]["g2"], r["predicted_share"]["g2"]
+    (1.0, 0.6667, 0.75)
+    """
+    n = len(truth)
+    out: dict[str, dict[str, float]] = {"recall": {}, "false_positive_rate": {}, "predicted_share": {}}
+    for c in codes:
+        pos = [g for t, g in zip(truth, guess, strict=True) if t == c]
+        neg = [g for t, g in zip(truth, guess, strict=True) if t != c]
+        if pos:
+            out["recall"][c] = round(sum(g == c for g in pos) / len(pos), 4)
+        if neg:
+            out["false_positive_rate"][c] = round(sum(g == c for g in neg) / len(neg), 4)
+        if n:
+            out["predicted_share"][c] = round(sum(g == c for g in guess) / n, 4)
+    return out
+
+
 def by_source(examples: Sequence[Example], predicted: Sequence[str], codes: Sequence[str]) -> dict[str, Any]:
+    """Scores of each source apart: accuracy (with its interval), macro-F1, κ and the per-code rates."""
     out = {}
     for src, idx in indices_by_source(examples).items():
         truth, guess = [examples[i].label for i in idx], [predicted[i] for i in idx]
@@ -64,7 +86,8 @@ def by_source(examples: Sequence[Example], predicted: Sequence[str], codes: Sequ
         interval = score_intervals(truth, guess, clusters_of([examples[i] for i in idx]), codes)["accuracy"]
         out[src] = {"n": rep["n"], "accuracy": rep["accuracy"], "accuracy_interval": interval,
                     "macro_f1": rep["macro_f1"],
-                    "cohen_kappa": rep["cohen_kappa"]}  # beside the human annotators' κ on that source
+                    "cohen_kappa": rep["cohen_kappa"],  # beside the human annotators' κ on that source
+                    **label_rates(truth, guess, codes)}
     return out
 
 

@@ -20,10 +20,16 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from classifier.encoding import PairEncoder, PairTemplate
-from classifier.model import PairClassifier
-from classifier.smoothing import INT8_UNFUSED, RECHECK_MARGIN, RECIPE, activation_maxima, smooth, weight_matmuls
+from valuedrift.classifier.encoding import PairEncoder, PairTemplate
+from valuedrift.classifier.model import PairClassifier
+from valuedrift.classifier.smoothing import (
+    INT8_UNFUSED,
+    RECHECK_MARGIN,
+    RECIPE,
+    activation_maxima,
+    smooth,
+    weight_matmuls,
+)
 
 
 class _Exportable(torch.nn.Module):
@@ -77,12 +83,12 @@ def export(model: PairClassifier, template: PairTemplate, tokenizer_file: Path, 
 
 
 def quantize_int8(src: Path, dst: Path, feeds: Iterable[Mapping[str, np.ndarray]]) -> None:
-    """Smooth (``classifier.smoothing``, calibrated on ``feeds``), then int8 every linear layer but two kinds.
+    """Smooth (``valuedrift.classifier.smoothing``, calibrated on ``feeds``), then int8 every linear layer but two.
 
     - Query/key/value, attention output and FFN input projections: ONNX Runtime's per-channel dynamic int8
       (one activation scale per call).
     - FFN down-projections (weights with more rows than columns whose output is the hidden width): per-token
-      int8 activations (``classifier.pertoken``). Their input, the GELU output, has a few tokens with large
+      int8 activations (``valuedrift.classifier.pertoken``). Their input, the GELU output, has a few tokens with large
       values that one scale per call cannot serve, whatever the smoothing. The first layer's stays fp32: on
       the default model's 1,151 validation pairs (argmax agreement with fp32, one pair per call, no recheck),
       all six per-token agree on 97.65 %, all but the first on 98.70 %, all but any other on 97.4-97.7 %,
@@ -94,8 +100,7 @@ def quantize_int8(src: Path, dst: Path, feeds: Iterable[Mapping[str, np.ndarray]
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from classifier.pertoken import per_token_int8
+    from valuedrift.classifier.pertoken import per_token_int8
 
     model = onnx.load(str(src))
     smoothed = smooth(model, activation_maxima(model, feeds))
@@ -136,6 +141,6 @@ def calibration_feeds(encoder: PairEncoder, pairs: Sequence[tuple[str, str]]) ->
 
 def shipped_calibration_pairs() -> list[tuple[str, str]]:
     """The demo corpus (150 pairs written for the project, 30 per category): the default calibration set."""
-    from classifier.corpus import demo_corpus
+    from valuedrift.classifier.corpus import demo_corpus
 
     return [(e.prompt, e.response) for e in demo_corpus()]

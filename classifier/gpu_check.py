@@ -1,6 +1,6 @@
 """GPU check of the classifier: is the CUDA provider really used, how fast are fp32 and fp16, do they agree?
 
-    python -m classifier.gpu_check [--model DIR] [--data FILE.jsonl] [--batches 64,256] [--allow-cpu]
+    python -m valuedrift.classifier.gpu_check [--model DIR] [--data FILE.jsonl] [--batches 64,256] [--allow-cpu]
 
 Loads the exported model (the default one unless ``--model``) under onnxruntime-gpu's CUDA provider in fp32
 and fp16 and reports, in one JSON object:
@@ -38,7 +38,7 @@ FP16_AGREEMENT = 0.99
 
 
 def _labelled(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    from classifier.datasets import load_jsonl
+    from valuedrift.classifier.datasets import load_jsonl
 
     examples = load_jsonl(path)
     return [(e.prompt, e.response) for e in examples], [e.label for e in examples]
@@ -86,9 +86,9 @@ def _strict_cuda(path: Path) -> bool:
 
 
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
-    from classifier.benchmark import realistic_pairs
-    from classifier.default_model import ensure_default_model
-    from classifier.onnx_model import PRECISIONS, OnnxClassifier
+    from valuedrift.classifier.benchmark import realistic_pairs
+    from valuedrift.classifier.default_model import ensure_default_model
+    from valuedrift.classifier.onnx_model import PRECISIONS, OnnxClassifier
 
     model_dir = args.model or ensure_default_model()
     cuda = "CUDAExecutionProvider" in ort.get_available_providers()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classifier.base import Classifier
-from classifier.rules import RuleClassifier
+from valuedrift.classifier.base import Classifier
+from valuedrift.classifier.rules import RuleClassifier
 
 CHOICES = ("default", "rules", "null", "<exported model directory>")
 
@@ -22,13 +22,13 @@ def load_classifier(spec: str, precision: str = "auto") -> Classifier:
     if spec == "rules":
         return RuleClassifier()
     if spec == "null":
-        from classifier.null import NullClassifier
+        from valuedrift.classifier.null import NullClassifier
 
         return NullClassifier()
-    from classifier.onnx_model import OnnxClassifier
+    from valuedrift.classifier.onnx_model import OnnxClassifier
 
     if spec == "default":
-        from classifier.default_model import ensure_default_model
+        from valuedrift.classifier.default_model import ensure_default_model
 
         return OnnxClassifier(ensure_default_model(), precision=precision)
     path = Path(spec)

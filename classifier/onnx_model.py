@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
-from classifier.base import PRECISION_CHOICES
-from classifier.encoding import PairEncoder
-from classifier.half import FP16_FILE, ensure_fp16
-from classifier.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
+from valuedrift.classifier.base import PRECISION_CHOICES
+from valuedrift.classifier.encoding import PairEncoder
+from valuedrift.classifier.half import FP16_FILE, ensure_fp16
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
 
 log = logging.getLogger("valuedrift.classifier")
 
@@ -130,7 +129,7 @@ class OnnxClassifier:
         self._pool = (ThreadPoolExecutor(self.pair_workers, thread_name_prefix="valuedrift-onnx")
                       if self._single_threaded is not None else None)
         # int8 near ties are recomputed in fp32 (measured: 6 % of validation pairs at the default margin of 0.3
-        # logits, taking agreement with fp32 from 98.7 % to 99.8 %; see classifier.smoothing.RECHECK_MARGIN)
+        # logits, taking agreement with fp32 from 98.7 % to 99.8 %; see valuedrift.classifier.smoothing.RECHECK_MARGIN)
         own = float((self.meta.get("int8") or {}).get("recheck_margin", 0.0))
         self.recheck_margin = (own if recheck_margin is None else recheck_margin) if precision == "int8" else 0.0
         self._recheck = None

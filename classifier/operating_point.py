@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from classifier.metrics import classification_report
+from valuedrift.classifier.metrics import classification_report
 
 
 def bias_sweep(probs: np.ndarray, y_true: Sequence[str], codes: Sequence[str], code: str,

@@ -21,8 +21,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-
-from classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 VERSION = "rules-1"
 

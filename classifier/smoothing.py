@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 ALPHA = 0.7  # chosen on the validation split (alpha 0.5 / 0.6 / 0.7 / 0.8: 98.1 / 99.0 / 99.2 / 98.7 % agreement)
-# Serving recomputes in fp32 every pair whose int8 top-two logit margin is below this (classifier.onnx_model):
+# Serving (valuedrift.classifier.onnx_model) recomputes in fp32 each pair whose int8 top-two logit margin is below:
 # chosen on the validation split with the previous default (1,151 pairs; 4.4 / 5.9 / 8.9 % of pairs rechecked at
 # 0.2 / 0.3 / 0.5 gave 99.65 / 99.83 / 100 % agreement with fp32, against 98.70 % with no recheck; the current
 # default: 7.2 % rechecked at 0.3, 100 % agreement).

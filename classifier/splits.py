@@ -1,6 +1,6 @@
 """Seeded train/validation/test splits by group, so the same prompt never sits on both sides.
 
->>> from classifier.datasets import Example
+>>> from valuedrift.classifier.datasets import Example
 >>> ex = [Example(str(i), "p", "r", "g1", split_key=f"k{i // 3}") for i in range(30)]
 >>> tr, va, te = split_by_key(ex, seed=0, fractions=(0.6, 0.2, 0.2))
 >>> len(tr) + len(va) + len(te), {e.split_key for e in tr} & {e.split_key for e in te}
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from classifier.datasets import Example
+from valuedrift.classifier.datasets import Example
 
 FRACTIONS = (0.7, 0.15, 0.15)  # train, validation, test
 

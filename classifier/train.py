@@ -21,12 +21,11 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
-
-from classifier.datasets import Example
-from classifier.encoding import PairEncoder, PairTemplate
-from classifier.metrics import classification_report
-from classifier.model import PairClassifier, default_template, load_encoder, resolve_backbone
-from classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.encoding import PairEncoder, PairTemplate
+from valuedrift.classifier.metrics import classification_report
+from valuedrift.classifier.model import PairClassifier, default_template, load_encoder, resolve_backbone
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class TrainConfig:
 def oversampled(examples: Sequence[Example], oversample: Sequence[tuple[str, int]]) -> list[Example]:
     """The training pairs with each pair of an oversampled source repeated k times, in place.
 
-    >>> from classifier.datasets import Example
+    >>> from valuedrift.classifier.datasets import Example
     >>> ex = [Example("a", "p", "r", "g1", source="xstest"), Example("b", "p", "r", "g2", source="hh-rlhf")]
     >>> [e.id for e in oversampled(ex, [("xstest", 3)])]
     ['a', 'a', 'a', 'b']

@@ -19,7 +19,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from classifier.datasets import Example
+from valuedrift.classifier.datasets import Example
 
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct")
 COMPLIANCE = "1_full_compliance"

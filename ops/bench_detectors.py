@@ -3,7 +3,7 @@
 Each run simulates k responses per window (seeded): a no-drift key, a key whose entropy starts rising at
 σ = 0.0125 nats/step after a stable stretch, and a key whose entropy jumps by +0.1 nats. Every rule runs
 on the same window statistics. ``default`` is the worker's default policy: a ``drift`` episode opens when
-any of ``delta_z``, ``trend`` and ``page_hinkley`` fires (``streams.policy``); its false alarms count
+any of ``delta_z``, ``trend`` and ``page_hinkley`` fires (``valuedrift.streams.policy``); its false alarms count
 episodes. ``policy_2_of_10`` is the stricter k-of-n variant (two distinct rules within 10 windows).
 """
 
@@ -13,9 +13,8 @@ import math
 from typing import Any
 
 import numpy as np
-
-from streams.alerting import RULES, AlertPolicy, AlertState, evaluate, trend_slope
-from streams.simulation import BASE, sample, scenario_probs, window_statistics
+from valuedrift.streams.alerting import RULES, AlertPolicy, AlertState, evaluate, trend_slope
+from valuedrift.streams.simulation import BASE, sample, scenario_probs, window_statistics
 
 DEFAULT_NAME = "default"
 POLICIES = {DEFAULT_NAME: AlertPolicy(rules=RULES),

@@ -5,7 +5,7 @@ mixes). Measured in the same process, one thread, best of ``repeat`` runs:
 
 - ``json_loads_eps``: ``json.loads`` of every serialised record (the floor of any JSON input);
 - ``parse_only_eps``: ``ClassifiedResponse.parse_bytes`` (pydantic) of every record: the baseline;
-- ``core_eps``: ``streams.offline.run_classified`` over the parsed records: event-time windows,
+- ``core_eps``: ``valuedrift.streams.offline.run_classified`` over the parsed records: event-time windows,
   entropy estimates, ΔS, and the alert rules (River detectors included) on every closed window;
 - ``ratio``: ``core_eps / parse_only_eps``; ``end_to_end_eps``: parse and core one after the other.
 """
@@ -18,10 +18,10 @@ import random
 import time
 from typing import Any
 
-from classifier.taxonomy import CATEGORY_CODES
-from streams.offline import run_classified
-from streams.records import ClassifiedResponse
-from streams.settings import Settings
+from valuedrift.classifier.taxonomy import CATEGORY_CODES
+from valuedrift.streams.offline import run_classified
+from valuedrift.streams.records import ClassifiedResponse
+from valuedrift.streams.settings import Settings
 
 T0 = 1767225600.0
 

@@ -30,16 +30,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
-
-from classifier.base import Classifier
-from ops.broker import EmbeddedBroker
-from ops.kafka import ensure_topics, make_producer, send_all
-from ops.scenario import demo_events
-from ops.worker_process import WorkerProcess
-from streams.gc_tuning import tune_gc
-from streams.kafka_config import consumer_config, producer_config
-from streams.records import ResponseEvent, WindowStatistic, is_tick
-from streams.settings import BrokerURL, Settings
+from valuedrift.classifier.base import Classifier
+from valuedrift.ops.broker import EmbeddedBroker
+from valuedrift.ops.kafka import ensure_topics, make_producer, send_all
+from valuedrift.ops.scenario import demo_events
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.gc_tuning import tune_gc
+from valuedrift.streams.kafka_config import consumer_config, producer_config
+from valuedrift.streams.records import ResponseEvent, WindowStatistic, is_tick
+from valuedrift.streams.settings import BrokerURL, Settings
 
 
 def _events(n: int, seed: int) -> list[ResponseEvent]:
@@ -175,8 +174,8 @@ def _classifier_alone(clf: Classifier, events: list[ResponseEvent], batch_size: 
 
 def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions: int = 4,
               timeout: float = 300.0, rounds: int = 2) -> dict[str, Any]:
-    from classifier.default_model import ensure_default_model
-    from classifier.loading import load_classifier
+    from valuedrift.classifier.default_model import ensure_default_model
+    from valuedrift.classifier.loading import load_classifier
 
     ensure_default_model()
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="valuedrift-bench-") as tmp:

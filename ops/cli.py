@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-
-from ops.cli_bench import app as bench_app
-from ops.cli_classifier import app as classifier_app
-from ops.cli_errors import fail
-from ops.cli_replay import replay as replay_command
-from ops.cli_sampler import app as sampler_app
-from ops.cli_sampler import probe as probe_command
+from valuedrift.ops.cli_bench import app as bench_app
+from valuedrift.ops.cli_classifier import app as classifier_app
+from valuedrift.ops.cli_errors import fail
+from valuedrift.ops.cli_replay import replay as replay_command
+from valuedrift.ops.cli_sampler import app as sampler_app
+from valuedrift.ops.cli_sampler import probe as probe_command
 
 app = typer.Typer(
     name="valuedrift",
@@ -52,7 +51,7 @@ BrokerOpt = Annotated[str | None, typer.Option(
 
 
 def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; imported lazily
-    from streams.settings import Settings, parse_duration
+    from valuedrift.streams.settings import Settings, parse_duration
 
     try:
         for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds"):
@@ -74,7 +73,7 @@ def broker(
     """Run the embedded Kafka-compatible broker (Tansu, in memory) in the foreground."""
     import time
 
-    from ops.broker import EmbeddedBroker, free_port
+    from valuedrift.ops.broker import EmbeddedBroker, free_port
 
     try:
         b = EmbeddedBroker(port=port or free_port()).start()
@@ -146,9 +145,9 @@ def worker(
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
 ) -> None:
     """Run a stream worker: classify → event-time windows → alerts."""
-    from classifier.loading import load_classifier
-    from ops.kafka import ensure_topics
-    from streams.app import run_worker
+    from valuedrift.classifier.loading import load_classifier
+    from valuedrift.ops.kafka import ensure_topics
+    from valuedrift.streams.app import run_worker
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
@@ -181,7 +180,7 @@ def worker(
 def topics(broker: BrokerOpt = None, partitions: Annotated[int | None, typer.Option()] = None,
            topic_prefix: Annotated[str | None, typer.Option()] = None) -> None:
     """Create the pipeline's topics that are missing and list them."""
-    from ops.kafka import ensure_topics
+    from valuedrift.ops.kafka import ensure_topics
 
     settings = load_settings(broker=broker, partitions=partitions, topic_prefix=topic_prefix)
     quiet_kafka_logs()
@@ -199,7 +198,7 @@ def schemas(
     check: Annotated[bool, typer.Option(help="only check that the files there are up to date")] = False,
 ) -> None:
     """Write (or check) the JSON Schema of every record type."""
-    from streams.records import dump_schema, json_schemas
+    from valuedrift.streams.records import dump_schema, json_schemas
 
     stale = []
     if not check:
@@ -234,11 +233,11 @@ def simulate(
     topic: Annotated[str | None, typer.Option(help="produce to this topic [the responses or classified topic]")] = None,
 ) -> None:
     """Emit seeded events with ground truth (set σ, jumps, jailbreak pressure) to a file or to Kafka."""
-    from classifier.corpus import demo_corpus
-    from classifier.datasets import DatasetError, load_jsonl
-    from ops.simulate import simulated_events
-    from streams.settings import parse_duration
-    from streams.simulation import SCENARIOS
+    from valuedrift.classifier.corpus import demo_corpus
+    from valuedrift.classifier.datasets import DatasetError, load_jsonl
+    from valuedrift.ops.simulate import simulated_events
+    from valuedrift.streams.settings import parse_duration
+    from valuedrift.streams.simulation import SCENARIOS
 
     scenario = scenario or ["stable", "drift"]
     bad = [s for s in scenario if s not in SCENARIOS]
@@ -257,7 +256,7 @@ def simulate(
                     n += 1
             typer.echo(f"wrote {n} events to {out}")
             return
-        from ops.kafka import send_all
+        from valuedrift.ops.kafka import send_all
 
         settings = load_settings(broker=broker)
         name = topic or (settings.topics.classified if classified else settings.topics.responses)
@@ -280,7 +279,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 170.0,
 ) -> None:
     """Run the whole pipeline on an embedded broker with a stable and a drifting model; show a live table."""
-    from ops.demo import run_demo
+    from valuedrift.ops.demo import run_demo
 
     code = run_demo(windows=windows, per_window=per_window, seed=seed, classifier=classifier, timeout=timeout)
     raise typer.Exit(code)
@@ -298,7 +297,7 @@ def soak(
     """Sustained input through a real worker on an embedded broker: RSS, lag and windows over time."""
     import json
 
-    from ops.soak import run_soak
+    from valuedrift.ops.soak import run_soak
 
     def show(s: object) -> None:
         if not as_json:

@@ -19,7 +19,7 @@ def detectors(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """False alarms per 1,000 no-drift windows, detection delays (σ = 0.0125 drift, +0.1-nat jump), σ recovery."""
-    from ops.bench_detectors import run_bench
+    from valuedrift.ops.bench_detectors import run_bench
 
     result = run_bench(runs=runs, k=k, seed=seed)
     if as_json:
@@ -48,7 +48,7 @@ def replay(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Events/s through the replay core (windows + estimators + detectors) vs parsing the same records."""
-    from ops.bench_replay import run_bench
+    from valuedrift.ops.bench_replay import run_bench
 
     result = run_bench(n=events, keys=keys, seed=seed, repeat=repeat, per_window=per_window)
     if as_json:
@@ -72,7 +72,7 @@ def stream(
                                         "two runs of the classifier alone")] = 2,
 ) -> None:
     """Events/s on an embedded broker: raw Kafka copy, the null pipeline, the classifier alone, the pipeline."""
-    from ops.bench_stream import run_bench
+    from valuedrift.ops.bench_stream import run_bench
 
     try:
         result = run_bench(n_null=events, n_real=real_events, seed=seed, rounds=rounds)

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from ops.cli_errors import fail
+from valuedrift.ops.cli_errors import fail
 
 app = typer.Typer(help="Train, export, evaluate and benchmark the behavioural classifier.", no_args_is_help=True)
 
 
 def _load(path: Path, taxonomy: object = "five-class"):  # noqa: ANN202
-    from classifier.datasets import DatasetError, load_jsonl
-    from classifier.taxonomy import load_taxonomy
+    from valuedrift.classifier.datasets import DatasetError, load_jsonl
+    from valuedrift.classifier.taxonomy import load_taxonomy
 
     try:
         examples = load_jsonl(path, load_taxonomy(taxonomy) if isinstance(taxonomy, str) else taxonomy)
@@ -38,8 +37,8 @@ def prepare(
     """Write the labelled splits (XSTest, built off-topic pairs, labelled hh-rlhf turns) as JSONL."""
     from collections import Counter
 
-    from classifier.datasets import write_jsonl
-    from classifier.training_data import build_splits
+    from valuedrift.classifier.datasets import write_jsonl
+    from valuedrift.classifier.training_data import build_splits
 
     try:
         splits = build_splits(data_dir, context_turns=context_turns)
@@ -78,8 +77,8 @@ def train(
                                  "(repeatable), e.g. xstest=3 to weigh the labelled source you trust most")] = None,
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
-    from classifier.train import TrainConfig, init_config
-    from classifier.train import train as run
+    from valuedrift.classifier.train import TrainConfig, init_config
+    from valuedrift.classifier.train import train as run
 
     if lora_targets not in ("attention", "all"):
         fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
@@ -90,7 +89,7 @@ def train(
                       max_prompt_tokens=max_prompt_tokens,
                       patience=patience, seed=seed, threads=threads, device=device,
                       oversample=tuple(_source_times(item) for item in oversample or ()))
-    from classifier.taxonomy import load_taxonomy
+    from valuedrift.classifier.taxonomy import load_taxonomy
 
     try:
         if init is not None:
@@ -134,9 +133,9 @@ def export(
                                "model.json and the version")] = None,
 ) -> None:
     """Export a trained classifier to ONNX fp32 and per-channel dynamic int8 (smoothed, calibrated)."""
-    from classifier.datasets import DatasetError, load_jsonl
-    from classifier.export import export as run
-    from classifier.train import load_trained
+    from valuedrift.classifier.datasets import DatasetError, load_jsonl
+    from valuedrift.classifier.export import export as run
+    from valuedrift.classifier.train import load_trained
 
     if not (adapter / "adapter.json").exists():
         fail(f"{adapter} has no adapter.json: pass the folder written by `valuedrift classifier train`")
@@ -160,14 +159,14 @@ def export(
 @app.command("build-default")
 def build_default() -> None:
     """Build the default model (installed MiniLM + committed weights) into the cache, if not built yet."""
-    from classifier.default_model import ensure_default_model
+    from valuedrift.classifier.default_model import ensure_default_model
 
     typer.echo(str(ensure_default_model()))
 
 
 def _classifier(spec: str, precision: str = "int8"):  # noqa: ANN202
     """The classifier ``spec`` names (a model folder, 'default', 'rules'), or a one-line error."""
-    from classifier.loading import load_classifier
+    from valuedrift.classifier.loading import load_classifier
 
     try:
         return load_classifier(spec, precision=precision)
@@ -194,7 +193,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Score a classifier on labelled data: accuracy, macro-F1, per class, confusion, Cohen's κ."""
-    from classifier.evaluation import evaluate as run
+    from valuedrift.classifier.evaluation import evaluate as run
 
     clf = _classifier(model, precision)
     examples = _load(data, clf.taxonomy)
@@ -238,9 +237,8 @@ def compare(
     """Score two classifiers on the same pairs: A − B for each score with a paired 95 % bootstrap interval."""
     from rich.console import Console
     from rich.table import Table
-
-    from classifier.base import argmax_codes
-    from classifier.comparison import compare_predictions
+    from valuedrift.classifier.base import argmax_codes
+    from valuedrift.classifier.comparison import compare_predictions
 
     a, b = _classifier(model, precision), _classifier(against, precision)
     if a.taxonomy.codes != b.taxonomy.codes:
@@ -290,8 +288,7 @@ def operating_point(
     """
     from rich.console import Console
     from rich.table import Table
-
-    from classifier.operating_point import bias_sweep, smallest_bias_for
+    from valuedrift.classifier.operating_point import bias_sweep, smallest_bias_for
 
     clf = _classifier(model)
     codes = list(clf.taxonomy.codes)
@@ -334,10 +331,10 @@ def card(
                                                         "[VALUEDRIFT_SHARED_DATA or ../shared/data]")] = None,
 ) -> None:
     """Rebuild a model card's evaluation: val and test (int8, fp32), the rules baseline, the human ceilings."""
-    from classifier.card import build_card
-    from classifier.datasets import DatasetError
-    from classifier.default_model import ensure_default_model
-    from classifier.training_data import shared_data_dir
+    from valuedrift.classifier.card import build_card
+    from valuedrift.classifier.datasets import DatasetError
+    from valuedrift.classifier.default_model import ensure_default_model
+    from valuedrift.classifier.training_data import shared_data_dir
 
     try:
         model_dir = ensure_default_model() if model == "default" else Path(model)
@@ -363,7 +360,7 @@ def bench(
         = 3,
 ) -> None:
     """Sequences/s for torch eager, ONNX fp32 and ONNX int8 at batch 1, 8 and 32 (same model, inputs, threads)."""
-    from classifier.benchmark import run_bench
+    from valuedrift.classifier.benchmark import run_bench
 
     result = run_bench(threads=threads, n=n, rounds=rounds)
     if as_json:

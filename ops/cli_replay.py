@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from valuedrift.ops.cli_errors import fail
 
-from ops.cli_errors import fail
 
-
-def _field_map(specs: list[str] | None):  # noqa: ANN202 - returns streams.adapters.FieldMap
-    from streams.adapters import AdapterError, FieldMap, load_map, parse_map
+def _field_map(specs: list[str] | None):  # noqa: ANN202 - returns valuedrift.streams.adapters.FieldMap
+    from valuedrift.streams.adapters import AdapterError, FieldMap, load_map, parse_map
 
     fields = FieldMap()
     try:
@@ -25,7 +24,7 @@ def _field_map(specs: list[str] | None):  # noqa: ANN202 - returns streams.adapt
 def _time(text: str | None, option: str) -> float | None:
     if text is None:
         return None
-    from streams.adapters import AdapterError, to_event_time
+    from valuedrift.streams.adapters import AdapterError, to_event_time
 
     try:
         return to_event_time(text)
@@ -76,17 +75,24 @@ def replay(
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
 ) -> None:
     """Replay logged events offline (same classifier, windows, estimators and rules as the worker) → JSON + report."""
-    from ops.cli import load_settings, quiet_kafka_logs
-    from ops.replay import ClassifiedWriter, ReplayError, ReplayOptions, canonical_json, read_files, read_kafka
-    from ops.replay import replay as run
-    from streams.settings import parse_duration
+    from valuedrift.ops.cli import load_settings, quiet_kafka_logs
+    from valuedrift.ops.replay import (
+        ClassifiedWriter,
+        ReplayError,
+        ReplayOptions,
+        canonical_json,
+        read_files,
+        read_kafka,
+    )
+    from valuedrift.ops.replay import replay as run
+    from valuedrift.streams.settings import parse_duration
 
     if bool(input) == bool(topic):
         fail("give --input FILE (repeatable) or --topic TOPIC with --broker, not both")
     if topic and not broker:
         fail("--topic needs --broker kafka://host:port (or tansu://host:port)")
     if broker:
-        from streams.settings import BrokerURL
+        from valuedrift.streams.settings import BrokerURL
 
         try:
             BrokerURL.parse(broker)
@@ -139,7 +145,7 @@ def replay(
     if json_out is not None:
         _write(json_out, text)
     if report is not None:
-        from ops.report import render_report
+        from valuedrift.ops.report import render_report
 
         _write(report, render_report(result))
     if png is not None:

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from ops.cli_errors import fail
+from valuedrift.ops.cli_errors import fail
 
 app = typer.Typer(help="The sampler: k sampled responses per probe request (transformers or an OpenAI-compatible "
                        "server).", no_args_is_help=True)
@@ -28,7 +27,7 @@ PrefixOpt = Annotated[str | None, typer.Option(help="prefix of every topic name 
 
 
 def _duration(text: str | None, name: str) -> float | None:
-    from streams.settings import parse_duration
+    from valuedrift.streams.settings import parse_duration
 
     if text is None:
         return None
@@ -89,8 +88,8 @@ def run(
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING... [INFO]")] = None,
 ) -> None:
     """Consume probe requests from the prompts topic; produce k response events per request to responses."""
-    from ops.cli import load_settings, quiet_kafka_logs, unreachable
-    from sampler.retry import RetryPolicy
+    from valuedrift.ops.cli import load_settings, quiet_kafka_logs, unreachable
+    from valuedrift.sampler.retry import RetryPolicy
 
     settings = load_settings(broker=broker, topic_prefix=topic_prefix, partitions=partitions, app_id=app_id)
     timeout_s = _duration(timeout, "timeout")
@@ -102,14 +101,14 @@ def run(
                        not no_seed, device, dtype, max_batch_rows, max_batch_tokens, threads)
     _logging(log_level)
     quiet_kafka_logs()
-    from ops.kafka import ensure_topics
+    from valuedrift.ops.kafka import ensure_topics
 
     try:
         asyncio.run(ensure_topics(settings))
     except Exception as err:  # noqa: BLE001 - any connection failure is reported in one line
         unreachable(settings, err)
-    from sampler.metrics import SamplerMetrics
-    from sampler.service import SamplerService, ServiceConfig
+    from valuedrift.sampler.metrics import SamplerMetrics
+    from valuedrift.sampler.service import SamplerService, ServiceConfig
 
     registry = None
     port = metrics_port if metrics_port is not None else getattr(settings, "metrics_port", 0)
@@ -152,7 +151,7 @@ def _make_backend(backend: str, model: str | None, base_url: str | None, api_key
             fail(f"--model {model}: no such directory (the hf backend loads local files only, never downloads)")
         if dtype not in ("auto", "float32", "bfloat16", "float16"):
             fail(f"--dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
-        from sampler.backends import HFBackend
+        from valuedrift.sampler.backends import HFBackend
 
         return HFBackend(model, device=device, dtype=dtype, max_batch_rows=max_batch_rows,
                          max_batch_tokens=max_batch_tokens, threads=threads)
@@ -161,7 +160,7 @@ def _make_backend(backend: str, model: str | None, base_url: str | None, api_key
             fail("--base-url http(s)://HOST:PORT/v1 is required with --backend openai")
         if not model:
             fail("--model NAME (the model name the server serves) is required with --backend openai")
-        from sampler.backends import OpenAIBackend
+        from valuedrift.sampler.backends import OpenAIBackend
 
         try:
             return OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, concurrency=concurrency,
@@ -187,7 +186,7 @@ def bench(
     """Responses/s and generated tokens/s of the hf backend at k = 1, 10, 100 on the current device."""
     if model is not None and not model.is_dir():
         fail(f"--model {model}: no such directory")
-    from sampler.bench import run_bench
+    from valuedrift.sampler.bench import run_bench
 
     try:
         result = run_bench(model, ks=k or (1, 10, 100), max_new_tokens=max_new_tokens, device=device, dtype=dtype,
@@ -209,7 +208,7 @@ def tiny(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Build a tiny random GPT-2-style model with a locally trained tokenizer (for tests and benchmarks)."""
-    from sampler.tiny import build_tiny_model
+    from valuedrift.sampler.tiny import build_tiny_model
 
     typer.echo(str(build_tiny_model(out, seed=seed)))
 
@@ -247,9 +246,8 @@ def probe(
 ) -> None:
     """Emit probe requests: one per prompt per step, for N steps or every interval, to the prompts topic."""
     from pydantic import ValidationError
-
-    from sampler.probe import JailbreakSchedule, ProbePlan, ProbeSetError, load_prefixes, load_probe_set
-    from streams.records import parse_event_time
+    from valuedrift.sampler.probe import JailbreakSchedule, ProbePlan, ProbeSetError, load_prefixes, load_probe_set
+    from valuedrift.streams.records import parse_event_time
 
     every = _duration(interval, "interval") or 0.0
     if not 0.0 < top_p <= 1.0:
@@ -288,9 +286,9 @@ def probe(
         fail(f"invalid probe request: {'.'.join(map(str, first['loc'])) or 'record'}: {first['msg']}")
     except (ProbeSetError, ValueError) as err:
         fail(str(err))
-    from ops.cli import load_settings, quiet_kafka_logs, unreachable
-    from ops.kafka import ensure_topics
-    from sampler.service import run_probe
+    from valuedrift.ops.cli import load_settings, quiet_kafka_logs, unreachable
+    from valuedrift.ops.kafka import ensure_topics
+    from valuedrift.sampler.service import run_probe
 
     settings = load_settings(broker=broker, topic_prefix=topic_prefix)
     quiet_kafka_logs()

@@ -14,15 +14,14 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
-from ops.broker import EmbeddedBroker
-from ops.kafka import ensure_topics, make_producer
-from ops.scenario import demo_events
-from ops.worker_process import WorkerProcess
-from streams.alerting import DEFAULT_RULES
-from streams.rates import slope_estimate
-from streams.records import Alert, WindowStatistic, format_time
-from streams.settings import BrokerURL, Settings
+from valuedrift.ops.broker import EmbeddedBroker
+from valuedrift.ops.kafka import ensure_topics, make_producer
+from valuedrift.ops.scenario import demo_events
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.alerting import DEFAULT_RULES
+from valuedrift.streams.rates import slope_estimate
+from valuedrift.streams.records import Alert, WindowStatistic, format_time
+from valuedrift.streams.settings import BrokerURL, Settings
 
 WINDOW_SECONDS = 60.0
 DRIFTING = "model-drifting"
@@ -125,7 +124,7 @@ def run_demo(windows: int = 24, per_window: int = 100, seed: int = 7, classifier
     console = Console(width=None if sys.stdout.isatty() else 150)
     t0 = time.monotonic()
     if classifier == "default":
-        from classifier.default_model import default_model_dir, ensure_default_model
+        from valuedrift.classifier.default_model import default_model_dir, ensure_default_model
 
         if not (default_model_dir() / "model.json").exists():
             console.print("building the default classifier (MiniLM + committed LoRA weights → ONNX), once ...")

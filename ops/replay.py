@@ -1,6 +1,6 @@
 """Audit replay: read logged events (files or a Kafka topic), run the offline pipeline, write reproducible JSON.
 
-The pipeline is ``streams.offline`` — the same classifier, event-time windows, estimators and alert
+The pipeline is ``valuedrift.streams.offline`` — the same classifier, event-time windows, estimators and alert
 rules as the stream worker — so a replay needs no broker. Events are replayed in event-time order
 (a stable sort; ``order="input"`` keeps the file order, which reproduces a live run's late events).
 
@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-
-from classifier.taxonomy import TAXONOMIES
-from streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt
-from streams.offline import OfflineResult, run_classified, run_offline
-from streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
-from streams.records import ClassifiedResponse, ResponseEvent, format_time, is_tick, split_lines
-from streams.settings import Settings
+from valuedrift.classifier.taxonomy import TAXONOMIES
+from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt
+from valuedrift.streams.offline import OfflineResult, run_classified, run_offline
+from valuedrift.streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
+from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, format_time, is_tick, split_lines
+from valuedrift.streams.settings import Settings
 
 RESULT_SCHEMA = "valuedrift.replay/1"
 INPUT_FORMATS = ("auto", "own", "openai", "transcript", "mapped", "classified")
@@ -304,8 +303,8 @@ def _message_objects(value: bytes) -> list[tuple[Any, str | None]]:
 
 def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, timeout: float = 3600.0) -> ReplayInput:
     """Read a whole topic from the beginning and keep the events in [from, to) of event time."""
-    from ops.kafka import TopicMissingError, read_records
-    from streams.settings import BrokerURL
+    from valuedrift.ops.kafka import TopicMissingError, read_records
+    from valuedrift.streams.settings import BrokerURL
 
     url = BrokerURL.parse(broker)
     try:
@@ -358,7 +357,7 @@ def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str,
     """
     if len(versions) != 1:
         return None
-    from classifier.default_model import weights_dir
+    from valuedrift.classifier.default_model import weights_dir
 
     cards = [weights_dir() / "evaluation.json"]
     if spec and (Path(spec) / "model.json").is_file():
@@ -403,7 +402,7 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         n_events = len(good)
         ids = Counter(r.id for r in good)
     else:
-        from classifier.loading import load_classifier
+        from valuedrift.classifier.loading import load_classifier
 
         try:
             # int8, one pair per call, whatever the hardware: an audit's labels must not depend on batching

@@ -1,4 +1,4 @@
-"""The audit report: one self-contained HTML file drawn from a replay result (``ops.replay``).
+"""The audit report: one self-contained HTML file drawn from a replay result (``valuedrift.ops.replay``).
 
 No external assets and no JavaScript: plots are inline SVG written here. Per monitored key:
 S(t) with its 95% confidence band (S ± 1.96·SE) and the alerts marked on the timeline, ΔS with

@@ -12,10 +12,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
-from classifier.corpus import by_label, demo_corpus
-from classifier.datasets import Example
-from classifier.taxonomy import CATEGORY_CODES
-from streams.records import ResponseEvent
+from valuedrift.classifier.corpus import by_label, demo_corpus
+from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.taxonomy import CATEGORY_CODES
+from valuedrift.streams.records import ResponseEvent
 
 START = 1767225600.0  # 2026-01-01T00:00:00Z
 STABLE = (0.70, 0.02, 0.20, 0.05, 0.03)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-
-from classifier.corpus import by_label
-from classifier.datasets import Example
-from classifier.taxonomy import CATEGORY_CODES
-from streams.records import ClassifiedResponse, Record, ResponseEvent
-from streams.simulation import START, scenario_probs
+from valuedrift.classifier.corpus import by_label
+from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.taxonomy import CATEGORY_CODES
+from valuedrift.streams.records import ClassifiedResponse, Record, ResponseEvent
+from valuedrift.streams.simulation import START, scenario_probs
 
 
 def simulated_events(scenarios: Sequence[str], steps: int, k: int, seed: int, corpus: Sequence[Example],

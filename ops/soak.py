@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-
-from ops.broker import EmbeddedBroker
-from ops.kafka import ensure_topics, make_producer
-from ops.scenario import demo_events
-from ops.worker_process import WorkerProcess
-from streams.gc_tuning import tune_gc
-from streams.records import ResponseEvent, is_tick, split_lines
-from streams.settings import BrokerURL, Settings
+from valuedrift.ops.broker import EmbeddedBroker
+from valuedrift.ops.kafka import ensure_topics, make_producer
+from valuedrift.ops.scenario import demo_events
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.gc_tuning import tune_gc
+from valuedrift.streams.records import ResponseEvent, is_tick, split_lines
+from valuedrift.streams.settings import BrokerURL, Settings
 
 
 def rss_mib(pid: int) -> float:
@@ -122,7 +121,7 @@ async def _soak(settings: Settings, worker: WorkerProcess, events: list[Response
 
 
 def measure_capacity(settings: Settings, events: list[ResponseEvent]) -> float:
-    from classifier.loading import load_classifier
+    from valuedrift.classifier.loading import load_classifier
 
     clf = load_classifier(settings.classifier, precision=settings.classifier_precision)
     batch = events[: min(settings.batch_size, 64)]  # about what a poll holds at steady load

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.settings import Settings
+from valuedrift.streams.settings import Settings
 
 
 class WorkerProcess:
@@ -23,7 +23,7 @@ class WorkerProcess:
         env = {**os.environ, **self.settings.env(), "PYTHONUNBUFFERED": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker"], env=env, stdout=log,
+            self.proc = subprocess.Popen([sys.executable, "-m", "valuedrift.ops.cli", "worker"], env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

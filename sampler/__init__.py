@@ -1,4 +1,4 @@
 """The sampler: probe requests -> k sampled responses each (transformers, or an OpenAI-compatible server).
 
-See ``sampler.service`` (Kafka I/O), ``sampler.backends`` and the README section "Sampler".
+See ``valuedrift.sampler.service`` (Kafka I/O), ``valuedrift.sampler.backends`` and the README section "Sampler".
 """

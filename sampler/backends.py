@@ -5,7 +5,7 @@ Both take a validated ``ProbeRequest`` (its ``seed`` already resolved) and retur
 module level: the hf backend loads torch and transformers when it starts.
 
 What the hf backend guarantees under a seed: the random numbers of sample i of a request come from a stream
-keyed by (seed, i) only (``sampler.seeding``), so packing, micro-batch size, the other requests in flight and
+keyed by (seed, i) only (``valuedrift.sampler.seeding``), so packing, micro-batch size, the other requests in flight and
 the order of arrival do not change them. The same model files, conversation, sampling settings and seed give
 the same samples on the same device and dtype, run after run; on CPU in float32 this was checked bit for bit
 (``tests/test_sampler.py``). Logits themselves may differ in the last bits with the batch shape (GPU kernels
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sampler.events import Sample
-from sampler.packing import Item, pack
-from sampler.retry import GenerationError
-from sampler.seeding import derive_seed, fresh_seed, row_key
-from streams.records import ProbeRequest
+from valuedrift.sampler.events import Sample
+from valuedrift.sampler.packing import Item, pack
+from valuedrift.sampler.retry import GenerationError
+from valuedrift.sampler.seeding import derive_seed, fresh_seed, row_key
+from valuedrift.streams.records import ProbeRequest
 
 log = logging.getLogger("valuedrift.sampler")
 
@@ -226,7 +226,7 @@ class HFBackend:
 
     def _run(self, jobs: list[_Job]) -> None:
         """Encode, pack and generate a round of jobs (generation thread)."""
-        from sampler.hf_sampling import RowSpec, generate_rows
+        from valuedrift.sampler.hf_sampling import RowSpec, generate_rows
 
         live: list[_Job] = []
         for j in jobs:

@@ -1,7 +1,7 @@
 """Throughput of the hf backend: responses/s and generated tokens/s at k = 1, 10, 100 on the current device.
 
 End-of-sequence is suppressed so every response has exactly ``max_new_tokens`` tokens (the numbers then
-compare across models and runs). Without ``model_dir`` the tiny random model (``sampler.tiny``) is built
+compare across models and runs). Without ``model_dir`` the tiny random model (``valuedrift.sampler.tiny``) is built
 into a temporary directory.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streams.records import ProbeRequest
+from valuedrift.streams.records import ProbeRequest
 
 PROMPT = "Explain, step by step, how to reset a forgotten password on a home router."
 
@@ -49,11 +49,11 @@ async def measure(backend: Any, ks: Sequence[int], max_new_tokens: int, min_seco
 def run_bench(model_dir: Path | str | None = None, *, ks: Sequence[int] = (1, 10, 100), max_new_tokens: int = 32,
               device: str = "auto", dtype: str = "auto", min_seconds: float = 1.0, threads: int | None = None,
               max_batch_rows: int | None = None) -> dict[str, Any]:
-    from sampler.backends import HFBackend
+    from valuedrift.sampler.backends import HFBackend
 
     with tempfile.TemporaryDirectory(prefix="valuedrift-tiny-") as tmp:
         if model_dir is None:
-            from sampler.tiny import build_tiny_model
+            from valuedrift.sampler.tiny import build_tiny_model
 
             model_dir = build_tiny_model(Path(tmp) / "tiny")
             name = "tiny (random GPT-2, 2 layers, d=64, vocab 512)"

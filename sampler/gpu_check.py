@@ -1,6 +1,7 @@
 """GPU check of the hf backend: CUDA generation with k = 100 in bf16, seeded repeatability, packing, speed.
 
-    python -m sampler.gpu_check [--model DIR] [--k 100] [--dtype bfloat16] [--layers 4 --width 256] [--allow-cpu]
+    python -m valuedrift.sampler.gpu_check [--model DIR] [--k 100] [--dtype bfloat16] [--layers 4 --width 256]
+        [--allow-cpu]
 
 Builds a random GPT-2-style model (4 layers, width 256 by default; ``--layers 12 --width 768`` is GPT-2
 small's shape) unless ``--model`` names a local directory; prints one JSON object and exits
@@ -19,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.records import ProbeRequest
+from valuedrift.streams.records import ProbeRequest
 
 
 async def _checks(backend: Any, k: int, max_new_tokens: int) -> dict[str, Any]:
-    from sampler.bench import measure
+    from valuedrift.sampler.bench import measure
 
     req = ProbeRequest(id="gpu-check", monitor_key="gpu", step=0, prompt="Tell me about the sea.", k=k,
                        temperature=0.7, seed=1234, max_new_tokens=max_new_tokens)
@@ -61,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--layers must be >= 1 and --width a multiple of 64, got {args.layers} and {args.width}")
 
     import torch
-
-    from sampler.backends import HFBackend
+    from valuedrift.sampler.backends import HFBackend
 
     report: dict[str, Any] = {"torch": torch.__version__, "cuda_available": torch.cuda.is_available()}
     if not torch.cuda.is_available() and not args.allow_cpu:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="valuedrift-gpu-check-") as tmp:
         model = args.model
         if model is None:
-            from sampler.tiny import build_tiny_model
+            from valuedrift.sampler.tiny import build_tiny_model
 
             model = build_tiny_model(Path(tmp) / "tiny", n_layer=args.layers, n_embd=args.width,
                                      n_head=args.width // 64)

@@ -2,7 +2,7 @@
 
 ``generate`` runs greedy (``do_sample=False``); a logits processor turns each row into an exact sample from
 softmax(logits / T) restricted to the row's top-p nucleus, by inverse-CDF sampling with one uniform per row
-and decoding step from the row's own counter-based stream (``sampler.seeding``), and forces that token.
+and decoding step from the row's own counter-based stream (``valuedrift.sampler.seeding``), and forces that token.
 Rows with T = 0 are left alone (greedy). Temperature, top-p and the random stream are per row, so requests
 with different settings share a micro-batch and no row's randomness depends on another.
 """
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
-
-from sampler.seeding import GOLDEN, M64, MIX1, MIX2, mix64
+from valuedrift.sampler.seeding import GOLDEN, M64, MIX1, MIX2, mix64
 
 
 def _signed(x: int) -> int:
@@ -39,7 +38,7 @@ def _mix(z: torch.Tensor) -> torch.Tensor:
 
 
 def row_uniforms(keys: torch.Tensor, step: int, vocab: int) -> torch.Tensor:
-    """Uniforms in (0, 1), float64, shape (rows, vocab); equal to ``sampler.seeding.uniform`` element-wise."""
+    """Uniforms in (0, 1), float64, shape (rows, vocab), equal to ``valuedrift.sampler.seeding.uniform`` elementwise."""
     sk = _mix(keys ^ _signed(mix64(step)))
     idx = torch.arange(vocab, device=keys.device, dtype=torch.int64)
     z = _mix(sk[:, None] + idx[None, :] * _GOLDEN)

@@ -1,7 +1,7 @@
 """Packing sampled rows of many requests into micro-batches (pure logic, no torch, no Kafka).
 
 A request with k samples is k independent *rows* (the same prompt, sample index 0..k-1). Because every
-row draws its random numbers from its own stream (see ``sampler.seeding``), rows can be packed freely:
+row draws its random numbers from its own stream (see ``valuedrift.sampler.seeding``), rows can be packed freely:
 one request may be split over several micro-batches, and rows of several requests may share one, without
 changing any sample. A micro-batch is bounded by rows and by padded tokens
 (rows x (longest prompt + most new tokens)); rows are sorted by prompt length to waste little padding.

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-
-from sampler.seeding import derive_seed
-from streams.records import ChatMessage, ProbeRequest
+from valuedrift.sampler.seeding import derive_seed
+from valuedrift.streams.records import ChatMessage, ProbeRequest
 
 MAX_PROBE_ID = 200
 _FIELDS = ("id", "prompt", "messages", "system", "monitor_key", "metadata")

@@ -1,4 +1,4 @@
-"""Seeds and per-row random streams (pure Python; the torch version in ``sampler.hf_sampling`` matches it).
+"""Seeds and per-row random streams (pure Python; the torch version in ``valuedrift.sampler.hf_sampling`` matches it).
 
 Every sampled row has a 64-bit *row key* derived from the request's seed and the sample index only,
 and draws the uniform of decoding step t from a counter-based hash (SplitMix64 finaliser) of (row key, t)

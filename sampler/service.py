@@ -3,7 +3,7 @@
 The service reads probe requests with its own aiokafka consumer (group ``<app id>-sampler``), generates
 with a backend, produces the k response events and commits a request's input offset only after all of them
 (or its dead letter) are acknowledged; requests finish out of order, so a partition's commit point is the
-lowest offset still in flight (``sampler.offsets``). At most ``max_in_flight`` requests are in flight: when
+lowest offset still in flight (``valuedrift.sampler.offsets``). At most ``max_in_flight`` requests are in flight: when
 full, the consumer pauses its partitions (it keeps polling, so it stays in the group), and a slow model
 shows up as consumer lag in Kafka, not as memory. Under a crash the uncommitted requests are redone
 (at-least-once); response ids are deterministic (``<request id>/<sample index>``) and, with the seed kept
@@ -21,17 +21,16 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
-
-from sampler.backends import Backend, Generation
-from sampler.events import parse_request, response_events
-from sampler.metrics import SamplerMetrics
-from sampler.offsets import OffsetTracker
-from sampler.probe import ProbePlan, extend_history
-from sampler.retry import GenerationError, RetryPolicy, backoff_delay
-from sampler.seeding import fresh_seed
-from streams.kafka_config import consumer_config, producer_config
-from streams.records import ChatMessage, DeadLetter, ProbeRequest, ResponseEvent
-from streams.settings import Settings
+from valuedrift.sampler.backends import Backend, Generation
+from valuedrift.sampler.events import parse_request, response_events
+from valuedrift.sampler.metrics import SamplerMetrics
+from valuedrift.sampler.offsets import OffsetTracker
+from valuedrift.sampler.probe import ProbePlan, extend_history
+from valuedrift.sampler.retry import GenerationError, RetryPolicy, backoff_delay
+from valuedrift.sampler.seeding import fresh_seed
+from valuedrift.streams.kafka_config import consumer_config, producer_config
+from valuedrift.streams.records import ChatMessage, DeadLetter, ProbeRequest, ResponseEvent
+from valuedrift.streams.settings import Settings
 
 log = logging.getLogger("valuedrift.sampler")
 

@@ -17,9 +17,10 @@ Formats (``FORMATS``):
   the transcript at ``transcript``. Each assistant turn is paired with the human turn before it; the
   n-th assistant turn (1-based) gets id ``<id>#<n>``. In hh-rlhf style text (turns separated by a
   blank line: ``\\n\\nHuman:``) only such markers start a turn, with the parser that reads the labelled data
-  (``classifier.transcripts``); otherwise a turn starts where a line starts with ``Human:`` or ``Assistant:``.
+  (``valuedrift.classifier.transcripts``); otherwise a turn starts where a line starts with ``Human:`` or
+  ``Assistant:``.
 - ``context_turns`` (``transcript`` and ``openai``; default 0): that many earlier turns are appended to
-  the prompt, most recent first, in the format ``classifier.context`` defines, for a classifier trained
+  the prompt, most recent first, in the format ``valuedrift.classifier.context`` defines, for a classifier trained
   with the same number (``valuedrift classifier prepare --context-turns N``).
 - ``mapped``: any JSON object, through a ``FieldMap`` of dotted paths (``a.b.0.c``; integers index
   lists, negative from the end; a key that itself contains dots is matched whole first).
@@ -59,10 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-
-from classifier.context import with_context
-from classifier.transcripts import answered_turns
-from streams.records import MetadataValue, RecordError, ResponseEvent, parse_event_time
+from valuedrift.classifier.context import with_context
+from valuedrift.classifier.transcripts import answered_turns
+from valuedrift.streams.records import MetadataValue, RecordError, ResponseEvent, parse_event_time
 
 FORMATS = ("own", "openai", "transcript", "mapped")
 FIELDS = ("id", "monitor_key", "event_time", "prompt", "response", "transcript")
@@ -148,7 +148,7 @@ class AdapterConfig:
     fields: FieldMap = FieldMap()
     default_key: str | None = None
     default_time: float | None = None
-    context_turns: int = 0  # transcript / openai: earlier turns appended to the prompt (classifier.context)
+    context_turns: int = 0  # transcript / openai: earlier turns appended to the prompt (valuedrift.classifier.context)
 
     def __post_init__(self) -> None:
         if isinstance(self.context_turns, bool) or not isinstance(self.context_turns, int) or self.context_turns < 0:

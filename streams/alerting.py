@@ -17,11 +17,11 @@ Three rules for now:
   defaults of 50 and 0.005, which are in input units far from entropy's
   scale), and opt-in ``adwin`` and ``kswin``.
 
-Every rule's alert is an ``info`` *signal*; the policy (``streams.policy``) turns signals into one
+Every rule's alert is an ``info`` *signal*; the policy (``valuedrift.streams.policy``) turns signals into one
 ``drift`` alert per episode, at ``warning`` or ``critical``: that is the alert to page on.
 ``valuedrift bench detectors`` measures every rule's false alarms and delays, and the policy's.
 
->>> from streams.records import WindowStatistic
+>>> from valuedrift.streams.records import WindowStatistic
 >>> w = WindowStatistic(monitor_key="m", window_start=60, window_end=120, n=100,
 ...     counts={"g1": 40, "g2": 30, "g3": 10, "g4": 10, "g5": 10},
 ...     mean_probs={"g1": .4, "g2": .3, "g3": .1, "g4": .1, "g5": .1},
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from streams.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
-from streams.records import Alert, WindowStatistic, format_time
+from valuedrift.streams.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
+from valuedrift.streams.records import Alert, WindowStatistic, format_time
 
 BINARY_RULES = ("ddm_g2", "ddm_g4")  # River DDM on per-response indicators: is it g2 (g4)?
 RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin", *BINARY_RULES)

@@ -2,7 +2,7 @@
 
 Stages (one agent each):
 
-1. ``classify`` (``streams.classify_stage``): reads raw input messages in
+1. ``classify`` (``valuedrift.streams.classify_stage``): reads raw input messages in
    batches, validates them, runs the classifier in a thread, produces
    classified records keyed by monitor key, then commits. Bad messages go to
    the dead-letter topic.
@@ -13,8 +13,8 @@ Stages (one agent each):
    so redelivered or re-classified messages are not counted twice.
 3. ``alerts``: evaluates the alert rules on each window statistic.
 
-The window and alert logic lives in pure modules (``streams.windowing``,
-``streams.alerting``); this module only wires them to Kafka.
+The window and alert logic lives in pure modules (``valuedrift.streams.windowing``,
+``valuedrift.streams.alerting``); this module only wires them to Kafka.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ import time
 from typing import Any
 
 import faust
-
-from classifier.base import Classifier
-from streams.alerting import RIVER_RULES, AlertState, evaluate
-from streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
-from streams.gc_tuning import tune_gc
-from streams.metrics import WorkerMetrics
-from streams.records import (
+from valuedrift.classifier.base import Classifier
+from valuedrift.streams.alerting import RIVER_RULES, AlertState, evaluate
+from valuedrift.streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
+from valuedrift.streams.gc_tuning import tune_gc
+from valuedrift.streams.metrics import WorkerMetrics
+from valuedrift.streams.records import (
     ClassifiedResponse,
     DeadLetter,
     LateEvent,
@@ -40,9 +39,9 @@ from streams.records import (
     split_lines,
     tick_payload,
 )
-from streams.settings import Settings
-from streams.sinks import AlertSinks
-from streams.windowing import KeyWindows
+from valuedrift.streams.settings import Settings
+from valuedrift.streams.sinks import AlertSinks
+from valuedrift.streams.windowing import KeyWindows
 
 log = logging.getLogger("valuedrift.worker")
 

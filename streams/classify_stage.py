@@ -18,13 +18,12 @@ from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
-
-from classifier.base import Classifier
-from streams.adapters import AdapterConfig, AdapterError, adapt_bytes
-from streams.kafka_config import consumer_config, producer_config
-from streams.metrics import WorkerMetrics
-from streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, pack_lines
-from streams.settings import Settings
+from valuedrift.classifier.base import Classifier
+from valuedrift.streams.adapters import AdapterConfig, AdapterError, adapt_bytes
+from valuedrift.streams.kafka_config import consumer_config, producer_config
+from valuedrift.streams.metrics import WorkerMetrics
+from valuedrift.streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, pack_lines
+from valuedrift.streams.settings import Settings
 
 log = logging.getLogger("valuedrift.classify")
 
@@ -35,7 +34,7 @@ MAX_EVENTS_PER_MESSAGE = 1024  # events of one input message are told apart by i
 def validate(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None = None) -> list[ResponseEvent] | str:
     """Return the response events of a message, or the reason the message is unusable.
 
-    The project's own record gives one event; other formats (``streams.adapters``) may give several, and
+    The project's own record gives one event; other formats (``valuedrift.streams.adapters``) may give several, and
     take the message's Kafka timestamp as event time when the record has none.
     """
     raw = msg.value

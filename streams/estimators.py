@@ -16,8 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-
-from streams.entropy import plugin_entropy
+from valuedrift.streams.entropy import plugin_entropy
 
 
 def chao_shen_entropy(counts: Sequence[float]) -> float:

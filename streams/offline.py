@@ -3,7 +3,7 @@
 The stream worker and this function share every piece of logic, so on the
 same events (in the same per-key order) they give the same window statistics
 and alerts. Tests use it as the expected result of the live pipeline; the
-audit replay (``ops.replay``) builds on it. ``run_classified`` does the same for
+audit replay (``valuedrift.ops.replay``) builds on it. ``run_classified`` does the same for
 records that are already classified (no inference), as the live window agent does.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from classifier.base import Classifier
-from streams.alerting import AlertState, evaluate
-from streams.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
-from streams.settings import Settings
-from streams.windowing import WindowEngine
+from valuedrift.classifier.base import Classifier
+from valuedrift.streams.alerting import AlertState, evaluate
+from valuedrift.streams.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
+from valuedrift.streams.settings import Settings
+from valuedrift.streams.windowing import WindowEngine
 
 
 @dataclass

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.base import PRECISION_CHOICES
-from streams.alerting import AlertPolicy
-from streams.security import KafkaSecurity
-from streams.topics import Topics
+from valuedrift.classifier.base import PRECISION_CHOICES
+from valuedrift.streams.alerting import AlertPolicy
+from valuedrift.streams.security import KafkaSecurity
+from valuedrift.streams.topics import Topics
 
-_POLICY = AlertPolicy()  # the alert defaults live in streams.alerting; settings only expose them
+_POLICY = AlertPolicy()  # the alert defaults live in valuedrift.streams.alerting; settings only expose them
 
 ENV_PREFIX = "VALUEDRIFT_"
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
@@ -112,7 +112,7 @@ class Settings:
     app_id: str = "valuedrift"
     topic_prefix: str = "valuedrift."
     input_topic: str | None = None
-    input_format: str = "own"  # own | openai | transcript | mapped (streams.adapters)
+    input_format: str = "own"  # own | openai | transcript | mapped (valuedrift.streams.adapters)
     input_map: str = ""  # FIELD=PATH,... or a .json/.toml file of them
     input_key: str | None = None  # monitor key for records that carry none
     input_context_turns: int = 0  # transcript / openai input: earlier turns appended to the prompt (0 = none)
@@ -164,7 +164,7 @@ class Settings:
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
 
-    def alert_policy(self):  # noqa: ANN201 - returns streams.alerting.AlertPolicy
+    def alert_policy(self):  # noqa: ANN201 - returns valuedrift.streams.alerting.AlertPolicy
         """The alert policy these settings describe."""
         def names(csv: str) -> tuple[str, ...]:
             return tuple(r.strip() for r in csv.split(",") if r.strip())
@@ -179,16 +179,16 @@ class Settings:
     def window_config(self, categories: tuple[str, ...], confusion: Any = None):  # noqa: ANN201 - WindowConfig
         """The window configuration for a taxonomy's category codes and, unless ``correct_confusion`` is
         off, the classifier's held-out confusion matrix (for ``entropy_corrected``)."""
-        from streams.windowing import WindowConfig
+        from valuedrift.streams.windowing import WindowConfig
 
         matrix = tuple(tuple(float(x) for x in row) for row in confusion) if confusion and self.correct_confusion \
             else None
         return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories,
                             confusion=matrix)
 
-    def adapter_config(self):  # noqa: ANN201 - returns streams.adapters.AdapterConfig
+    def adapter_config(self):  # noqa: ANN201 - returns valuedrift.streams.adapters.AdapterConfig
         """How input messages map onto response events (ValueError names a bad format or map)."""
-        from streams.adapters import AdapterConfig, FieldMap, load_map, parse_map
+        from valuedrift.streams.adapters import AdapterConfig, FieldMap, load_map, parse_map
 
         text = self.input_map.strip()
         fields = FieldMap() if not text else load_map(text) if text.endswith((".json", ".toml")) else parse_map(text)
@@ -198,7 +198,7 @@ class Settings:
     @property
     def sink_specs(self) -> list[str]:
         """The extra alert sinks, validated (ValueError names a bad one)."""
-        from streams.sinks import parse_sink
+        from valuedrift.streams.sinks import parse_sink
 
         specs = [x.strip() for x in self.alert_sinks.split(",") if x.strip()]
         for spec in specs:

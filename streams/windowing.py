@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from classifier.taxonomy import CATEGORY_CODES
-from streams.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
-from streams.estimators import confusion_corrected
-from streams.records import WindowStatistic
+from valuedrift.classifier.taxonomy import CATEGORY_CODES
+from valuedrift.streams.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
+from valuedrift.streams.estimators import confusion_corrected
+from valuedrift.streams.records import WindowStatistic
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def window_statistic(key: str, start: float, end: float, categories: Sequence[st
     """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one.
 
     With the classifier's held-out ``confusion`` matrix, ``entropy_corrected`` is the entropy of the
-    category mix estimated by inverting it (``streams.estimators.confusion_corrected``). ``versions`` are the
+    category mix estimated by inverting it (``valuedrift.streams.estimators.confusion_corrected``). ``versions`` are the
     classifier versions of this window's events, ``prev_versions`` those of the key's previous window.
     """
     n = int(sum(counts))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-
-from ops.broker import EmbeddedBroker
-from streams.settings import BrokerURL, Settings
+from valuedrift.ops.broker import EmbeddedBroker
+from valuedrift.streams.settings import BrokerURL, Settings
 
 # Property tests draw their examples from a fixed seed, so a run is repeatable (set HYPOTHESIS_PROFILE=explore
 # to draw fresh ones while hunting bugs).
@@ -19,7 +20,24 @@ hypothesis_settings.register_profile("repeatable", derandomize=True)
 hypothesis_settings.register_profile("explore", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
-SHARED_DATA = Path(os.environ.get("VALUEDRIFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+class _SourceFolderImports(importlib.abc.MetaPathFinder):
+    """Refuse ``import streams`` (and the other source folders): tests import ``valuedrift.*`` only.
+
+    pytest puts the checkout's root on ``sys.path``, where the folders would import as a second copy of each
+    module, with its own globals and classes; an import of a bare name is a bug in the test, so it fails loudly.
+    """
+
+    NAMES = frozenset({"streams", "classifier", "sampler", "ops"})
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001, ANN201 - the finder protocol
+        if fullname.split(".")[0] in self.NAMES:
+            raise ImportError(f"import valuedrift.{fullname}, not {fullname}: the source folders are not packages")
+        return None
+
+
+sys.meta_path.insert(0, _SourceFolderImports())
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from classifier.training_data import shared_data_dir
-from streams.adapters import (
+from valuedrift.classifier.training_data import shared_data_dir
+from valuedrift.streams.adapters import (
     FORMATS,
     AdapterConfig,
     AdapterError,
@@ -22,7 +21,7 @@ from streams.adapters import (
     parse_map,
     transcript_pairs,
 )
-from streams.records import ResponseEvent
+from valuedrift.streams.records import ResponseEvent
 
 T0 = 1767225600.0
 
@@ -101,7 +100,7 @@ def test_openai_messages_ending_with_the_assistant():
 
 
 def test_context_turns_append_the_earlier_turns_most_recent_first():
-    from classifier.context import MARK
+    from valuedrift.classifier.context import MARK
 
     rec = {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "a"},
                         {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
@@ -215,8 +214,8 @@ def hh_lines():
 
 
 def test_every_hh_rlhf_transcript_maps_and_agrees_with_the_labelling_parser(hh_lines):
-    from classifier.transcripts import last_exchange as last_pair
-    from classifier.transcripts import split_turns as turns
+    from valuedrift.classifier.transcripts import last_exchange as last_pair
+    from valuedrift.classifier.transcripts import split_turns as turns
 
     cfg = AdapterConfig("transcript", FieldMap(transcript="chosen"), default_key="hh-chosen", default_time=T0)
     ids = set()

@@ -1,9 +1,8 @@
 import random
 
 import pytest
-
-from streams.alerting import AlertPolicy, AlertState, evaluate, trend_slope, two_sided_p
-from streams.windowing import WindowConfig, WindowEngine
+from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate, trend_slope, two_sided_p
+from valuedrift.streams.windowing import WindowConfig, WindowEngine
 
 T0 = 1767225600.0
 
@@ -115,7 +114,7 @@ def test_detector_state_survives_a_restart_through_json():
 
 
 def test_unknown_rule_in_settings_is_rejected():
-    from streams.settings import Settings
+    from valuedrift.streams.settings import Settings
 
     with pytest.raises(ValueError, match="unknown alert rule"):
         Settings(alert_rules="epsilon,magic").alert_policy()
@@ -164,9 +163,9 @@ def test_a_classifier_change_restarts_the_series_instead_of_raising_drift():
 
 
 def test_replaying_classified_records_across_a_classifier_upgrade_flags_the_first_window_after_it():
-    from streams.offline import run_classified
-    from streams.records import ClassifiedResponse
-    from streams.settings import Settings
+    from valuedrift.streams.offline import run_classified
+    from valuedrift.streams.records import ClassifiedResponse
+    from valuedrift.streams.settings import Settings
 
     rng = random.Random(7)
     codes = ("g1", "g2", "g3", "g4", "g5")

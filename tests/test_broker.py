@@ -1,6 +1,5 @@
 import pytest
-
-from ops.broker import EmbeddedBroker, answers_kafka, free_port
+from valuedrift.ops.broker import EmbeddedBroker, answers_kafka, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +24,7 @@ def test_the_broker_command_stops_its_tansu_child_on_sigterm():
     import time
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "broker", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "valuedrift.ops.cli", "broker", "--port", str(port)],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert f"tansu://127.0.0.1:{port}" in proc.stdout.readline()

@@ -13,11 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is installed by make test")
 
-from classifier.corpus import demo_corpus  # noqa: E402
-from classifier.datasets import Example, write_jsonl  # noqa: E402
-from classifier.encoding import PairEncoder, PairTemplate, head_tail  # noqa: E402
-from classifier.onnx_model import OnnxClassifier  # noqa: E402
-from classifier.taxonomy import DEFAULT_TAXONOMY  # noqa: E402
+from valuedrift.classifier.corpus import demo_corpus  # noqa: E402
+from valuedrift.classifier.datasets import Example, write_jsonl  # noqa: E402
+from valuedrift.classifier.encoding import PairEncoder, PairTemplate, head_tail  # noqa: E402
+from valuedrift.classifier.onnx_model import OnnxClassifier  # noqa: E402
+from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY  # noqa: E402
 
 
 def tiny_t5(dir_: Path, texts: list[str]) -> Path:
@@ -50,11 +50,12 @@ def corpus_splits(tmp_path_factory):
 
 
 def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def torch_logits(adapter: Path, enc: PairEncoder, ex: list[Example], backbone_dir: Path | None = None) -> np.ndarray:
-    from classifier.train import load_trained
+    from valuedrift.classifier.train import load_trained
 
     model, _, _ = load_trained(adapter, backbone_dir)
     ids, mask = enc.encode([e.prompt for e in ex], [e.response for e in ex])
@@ -116,13 +117,13 @@ def test_t5_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
 
 @pytest.fixture(scope="module")
 def default_model():
-    from classifier.default_model import ensure_default_model
+    from valuedrift.classifier.default_model import ensure_default_model
 
     return ensure_default_model()
 
 
 def test_default_model_onnx_matches_torch_and_int8_agrees(default_model):
-    from classifier.default_model import weights_dir
+    from valuedrift.classifier.default_model import weights_dir
 
     ex = demo_corpus()
     fp32 = OnnxClassifier(default_model, "fp32")
@@ -160,7 +161,7 @@ def test_int8_pairs_side_by_side_give_the_same_logits_as_one_at_a_time(default_m
 
 
 def test_int8_near_ties_are_recomputed_in_fp32(default_model):
-    from classifier.smoothing import RECHECK_MARGIN
+    from valuedrift.classifier.smoothing import RECHECK_MARGIN
 
     ex = demo_corpus()
     prompts, responses = [e.prompt for e in ex], [e.response for e in ex]
@@ -180,7 +181,7 @@ def test_int8_near_ties_are_recomputed_in_fp32(default_model):
 
 
 def test_a_class_bias_moves_the_near_ties_that_int8_rechecks(tmp_path, default_model):
-    from classifier.smoothing import RECHECK_MARGIN
+    from valuedrift.classifier.smoothing import RECHECK_MARGIN
 
     for f in default_model.iterdir():  # the default, served at another operating point
         (tmp_path / f.name).symlink_to(f)
@@ -208,8 +209,7 @@ def test_a_class_bias_moves_the_near_ties_that_int8_rechecks(tmp_path, default_m
 
 def test_int8_serves_without_the_graph_fusions_its_model_json_names(tmp_path, default_model):
     import onnxruntime as ort
-
-    from classifier.smoothing import INT8_UNFUSED
+    from valuedrift.classifier.smoothing import INT8_UNFUSED
 
     meta = json.loads((default_model / "model.json").read_text())
     assert meta["int8"]["disabled_optimizers"] == list(INT8_UNFUSED) == ["SkipLayerNormFusion"]
@@ -285,7 +285,7 @@ def test_evaluate_cli_json_interface(tmp_path, default_model):
     assert abs(cal["nll"] + np.log(probs[np.arange(len(ex)), truth]).mean()) < 1e-4
     assert 0 <= cal["ece"] <= 1 and 0 <= cal["brier"] <= 2 and cal["bins"] == 15
     # the share of int8 near ties recomputed in fp32 (what the worker's rechecked metric is read against)
-    from classifier.smoothing import RECHECK_MARGIN
+    from valuedrift.classifier.smoothing import RECHECK_MARGIN
 
     raw = OnnxClassifier(default_model, "int8", recheck_margin=0).logits([e.prompt for e in ex],
                                                                          [e.response for e in ex])
@@ -316,7 +316,7 @@ def test_compare_cli_scores_two_models_on_the_same_resamples(tmp_path, default_m
 
 
 def test_operating_point_sweeps_a_categorys_bias_from_the_served_labels(tmp_path, default_model):
-    from classifier.metrics import classification_report
+    from valuedrift.classifier.metrics import classification_report
 
     ex = demo_corpus()
     data, only_g1 = tmp_path / "demo.jsonl", tmp_path / "g1.jsonl"
@@ -359,10 +359,9 @@ def test_evaluate_cli_bad_file_is_one_line(tmp_path):
 
 def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus_splits):
     from safetensors.torch import load_file, save_file
-
-    from classifier.datasets import load_jsonl
-    from classifier.default_model import weights_dir
-    from classifier.train import TrainConfig, init_config, train
+    from valuedrift.classifier.datasets import load_jsonl
+    from valuedrift.classifier.default_model import weights_dir
+    from valuedrift.classifier.train import TrainConfig, init_config, train
 
     data, _ = corpus_splits
     cfg = init_config(weights_dir(), TrainConfig(epochs=1, lr=0.0, seed=3))
@@ -390,8 +389,8 @@ def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus
 def test_oversampling_a_source_repeats_its_pairs_in_each_epoch(tmp_path, corpus_splits):
     from dataclasses import replace
 
-    from classifier.datasets import load_jsonl
-    from classifier.train import TrainConfig, train
+    from valuedrift.classifier.datasets import load_jsonl
+    from valuedrift.classifier.train import TrainConfig, train
 
     data, _ = corpus_splits
     pairs = [replace(e, source="trusted" if i % 3 == 0 else "other")
@@ -443,7 +442,7 @@ def test_head_tail_truncation_keeps_both_ends():
 
 
 def test_int8_agrees_with_fp32_on_validation_data(default_model):
-    from classifier.training_data import build_splits, shared_data_dir
+    from valuedrift.classifier.training_data import build_splits, shared_data_dir
 
     if not (shared_data_dir() / "xstest").is_dir():
         pytest.skip(f"shared data not found at {shared_data_dir()} (set VALUEDRIFT_SHARED_DATA)")
@@ -464,9 +463,8 @@ def test_int8_agrees_with_fp32_on_validation_data(default_model):
 def test_smoothing_leaves_the_fp32_model_computing_the_same_logits(default_model):
     import onnx
     import onnxruntime as ort
-
-    from classifier.export import calibration_feeds
-    from classifier.smoothing import activation_maxima, smooth, weight_matmuls
+    from valuedrift.classifier.export import calibration_feeds
+    from valuedrift.classifier.smoothing import activation_maxima, smooth, weight_matmuls
 
     model = onnx.load(str(default_model / "model.onnx"))
     enc = PairEncoder.from_dir(default_model)
@@ -496,8 +494,8 @@ def test_int8_down_projections_are_per_token_but_the_first_layers(default_model)
 
 
 def test_card_scores_both_splits_and_puts_the_human_ceilings_beside_them(tmp_path, default_model):
-    from classifier.card import build_card
-    from classifier.training_data import shared_data_dir
+    from valuedrift.classifier.card import build_card
+    from valuedrift.classifier.training_data import shared_data_dir
 
     if not (shared_data_dir() / "xstest").is_dir():
         pytest.skip(f"shared data not found at {shared_data_dir()} (set VALUEDRIFT_SHARED_DATA)")
@@ -513,7 +511,7 @@ def test_card_scores_both_splits_and_puts_the_human_ceilings_beside_them(tmp_pat
 
 
 def test_bench_reports_the_median_of_every_engine_and_batch_and_their_ratio(default_model):
-    from classifier.benchmark import BATCHES, run_bench
+    from valuedrift.classifier.benchmark import BATCHES, run_bench
 
     r = run_bench(threads=1, n=8, rounds=2)
     engines = ("torch_eager", "onnx_fp32", "onnx_int8")
@@ -548,7 +546,7 @@ def test_auto_precision_is_int8_on_cpu_and_unknown_precisions_are_named(default_
 
 
 def test_gpu_check_needs_cuda_unless_told_and_its_dry_run_reports_every_engine(capsys, default_model):
-    from classifier import gpu_check
+    from valuedrift.classifier import gpu_check
 
     assert gpu_check.main([]) == 2  # this machine's onnxruntime has no CUDA provider
     assert "onnxruntime-gpu" in json.loads(capsys.readouterr().out)["error"]

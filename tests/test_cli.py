@@ -11,7 +11,7 @@ COMMANDS = ["broker", "worker", "topics", "schemas", "demo", "simulate", "replay
 
 
 def run(*args, env=None, timeout=60):
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 

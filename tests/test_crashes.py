@@ -12,11 +12,11 @@ import random
 import time
 
 import pytest
+from valuedrift.classifier.rules import RuleClassifier
+from valuedrift.ops.kafka import ensure_topics
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.offline import run_offline
 
-from classifier.rules import RuleClassifier
-from ops.kafka import ensure_topics
-from ops.worker_process import WorkerProcess
-from streams.offline import run_offline
 from tests.test_pipeline import alerts_of, comparable, produce, scenario, windows_of
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,5 @@
 import pytest
-
-from classifier.datasets import DatasetError, load_jsonl
+from valuedrift.classifier.datasets import DatasetError, load_jsonl
 
 
 def test_loads_codes_and_names(tmp_path):
@@ -31,8 +30,8 @@ def test_missing_file(tmp_path):
 
 
 def test_context_turns_change_only_the_hh_rlhf_prompts():
-    from classifier.context import MARK
-    from classifier.training_data import build_splits, shared_data_dir
+    from valuedrift.classifier.context import MARK
+    from valuedrift.classifier.training_data import build_splits, shared_data_dir
 
     if not (shared_data_dir() / "hh-rlhf").is_dir():
         pytest.skip(f"shared data not found at {shared_data_dir()} (set VALUEDRIFT_SHARED_DATA)")
@@ -48,8 +47,8 @@ def test_context_turns_change_only_the_hh_rlhf_prompts():
 
 
 def test_hh_off_topic_pairs_an_opening_request_with_a_long_answer_from_another_dialogue():
-    from classifier.datasets import Example
-    from classifier.training_data import MIN_DONOR_WORDS, hh_off_topic
+    from valuedrift.classifier.datasets import Example
+    from valuedrift.classifier.training_data import MIN_DONOR_WORDS, hh_off_topic
 
     long_answer = " ".join(["word"] * MIN_DONOR_WORDS)
     pool = [Example(f"hh-{i:04d}-chosen", "yes", f"{long_answer} {i}" if i % 2 else "Sure.", "g1" if i % 3 else "g3",

@@ -4,9 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
-from ops.scenario import STABLE, demo_events, drifting_probs
-from streams.entropy import plugin_entropy
+from valuedrift.ops.scenario import STABLE, demo_events, drifting_probs
+from valuedrift.streams.entropy import plugin_entropy
 
 
 def test_scenario_is_seeded_and_drifts():
@@ -19,7 +18,7 @@ def test_scenario_is_seeded_and_drifts():
 @pytest.mark.slow
 @pytest.mark.integration
 def test_demo_runs_end_to_end_and_detects_the_drifting_model():
-    r = subprocess.run([sys.executable, "-m", "ops.cli", "demo", "--timeout", "170"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", "demo", "--timeout", "170"], capture_output=True,
                        text=True, timeout=200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "model-drifting" in r.stdout and "summary" in r.stdout

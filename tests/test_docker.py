@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 from typer.testing import CliRunner
-
-from ops.cli import app
-from streams.metrics import WorkerMetrics
-from streams.settings import Settings
+from valuedrift.ops.cli import app
+from valuedrift.streams.metrics import WorkerMetrics
+from valuedrift.streams.settings import Settings
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())

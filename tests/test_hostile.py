@@ -11,12 +11,12 @@ import random
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from valuedrift.classifier.rules import RuleClassifier
+from valuedrift.ops.kafka import ensure_topics, read_topic
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.offline import run_offline
+from valuedrift.streams.records import ClassifiedResponse, DeadLetter, ResponseEvent, WindowStatistic, pack_lines
 
-from classifier.rules import RuleClassifier
-from ops.kafka import ensure_topics, read_topic
-from ops.worker_process import WorkerProcess
-from streams.offline import run_offline
-from streams.records import ClassifiedResponse, DeadLetter, ResponseEvent, WindowStatistic, pack_lines
 from tests.test_pipeline import T0, comparable, ev, scenario, windows_of
 from tests.texts import PAIRS
 

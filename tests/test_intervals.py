@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import numpy as np
-
-from classifier.intervals import resampled_confusions, score_intervals, statistic_interval
-from classifier.metrics import classification_report, spearman
+from valuedrift.classifier.intervals import resampled_confusions, score_intervals, statistic_interval
+from valuedrift.classifier.metrics import classification_report, spearman
 
 CODES = ["g1", "g2", "g3"]
 
@@ -80,8 +79,8 @@ def test_the_entropy_correlation_gets_an_interval_over_its_groups():
 
 def test_a_paired_comparison_sees_a_small_consistent_gain_that_separate_intervals_hide():
     """B is A with 12 of 600 right answers turned wrong: separate intervals overlap, the paired one excludes 0."""
-    from classifier.comparison import compare_predictions
-    from classifier.datasets import Example
+    from valuedrift.classifier.comparison import compare_predictions
+    from valuedrift.classifier.datasets import Example
 
     truth, a = noisy_labels(600, 0.7, seed=5)
     right = [i for i in range(600) if a[i] == truth[i]]

@@ -10,11 +10,10 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from classifier.datasets import DatasetError, parse_examples
-from streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, WindowStatistic
-from streams.security import KafkaSecurity
-from streams.settings import BrokerURL, Settings, parse_combine, parse_duration
+from valuedrift.classifier.datasets import DatasetError, parse_examples
+from valuedrift.streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, WindowStatistic
+from valuedrift.streams.security import KafkaSecurity
+from valuedrift.streams.settings import BrokerURL, Settings, parse_combine, parse_duration
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,

@@ -1,11 +1,10 @@
-"""Per-token int8 MatMuls (classifier.pertoken): exactness where it matters, independence between tokens."""
+"""Per-token int8 MatMuls (valuedrift.classifier.pertoken): exactness where it matters, independence between tokens."""
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
-
-from classifier.pertoken import per_token_int8
+from valuedrift.classifier.pertoken import per_token_int8
 
 
 def _linear(w: np.ndarray, opset: int = 17):

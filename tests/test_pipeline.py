@@ -9,16 +9,16 @@ import time
 import urllib.request
 
 import pytest
+from valuedrift.classifier.corpus import demo_corpus
+from valuedrift.classifier.loading import load_classifier
+from valuedrift.classifier.rules import RuleClassifier
+from valuedrift.ops.broker import free_port
+from valuedrift.ops.kafka import ensure_topics, read_topic, send_all
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.entropy import entropy_se, plugin_entropy
+from valuedrift.streams.offline import run_offline
+from valuedrift.streams.records import Alert, DeadLetter, ResponseEvent, WindowStatistic
 
-from classifier.corpus import demo_corpus
-from classifier.loading import load_classifier
-from classifier.rules import RuleClassifier
-from ops.broker import free_port
-from ops.kafka import ensure_topics, read_topic, send_all
-from ops.worker_process import WorkerProcess
-from streams.entropy import entropy_se, plugin_entropy
-from streams.offline import run_offline
-from streams.records import Alert, DeadLetter, ResponseEvent, WindowStatistic
 from tests.texts import PAIRS
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ def test_a_worker_restarted_with_another_classifier_flags_the_change_instead_of_
 
 
 def test_late_events_reach_the_late_topic_and_on_time_ones_count(settings, tmp_path):
-    from streams.records import LateEvent
+    from valuedrift.streams.records import LateEvent
 
     settings = settings.replace(lateness_seconds=30.0, partitions=1)
     asyncio.run(ensure_topics(settings))

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from streams.rates import effective_alignment_work, slope_estimate, suppression, variance_shares
-from streams.simulation import sample, scenario_probs, window_statistics
+from valuedrift.streams.rates import effective_alignment_work, slope_estimate, suppression, variance_shares
+from valuedrift.streams.simulation import sample, scenario_probs, window_statistics
 
 
 def series(scenario, steps=60, seed=0, **kw):

@@ -3,8 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from streams.records import (
+from valuedrift.streams.records import (
     ClassifiedResponse,
     DeadLetter,
     RecordError,

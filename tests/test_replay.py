@@ -14,13 +14,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from valuedrift.classifier.rules import RuleClassifier
+from valuedrift.classifier.training_data import shared_data_dir
+from valuedrift.ops.replay import ReplayOptions, canonical_json, read_files, replay
+from valuedrift.streams.offline import run_offline
+from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, WindowStatistic
+from valuedrift.streams.settings import Settings
 
-from classifier.rules import RuleClassifier
-from classifier.training_data import shared_data_dir
-from ops.replay import ReplayOptions, canonical_json, read_files, replay
-from streams.offline import run_offline
-from streams.records import ClassifiedResponse, ResponseEvent, WindowStatistic
-from streams.settings import Settings
 from tests.texts import PAIRS
 
 T0 = 1767225600.0
@@ -49,7 +49,7 @@ def write_jsonl(path: Path, records) -> Path:
 
 
 def cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "ops.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 
@@ -223,7 +223,7 @@ def test_transcripts_with_assigned_times(tmp_path):
 
 
 def test_context_turns_reach_the_replayed_prompts_and_the_config(tmp_path):
-    from classifier.context import MARK
+    from valuedrift.classifier.context import MARK
 
     rows = [{"chosen": f"\n\nHuman: {PAIRS['g1'][0]}\n\nAssistant: {PAIRS['g1'][1]}\n\nHuman: {PAIRS['g2'][0]}"
                        f"\n\nAssistant: {PAIRS['g2'][1]}"}]
@@ -238,7 +238,7 @@ def test_context_turns_reach_the_replayed_prompts_and_the_config(tmp_path):
 
 
 def _map(text):
-    from streams.adapters import parse_map
+    from valuedrift.streams.adapters import parse_map
 
     return parse_map(text)
 
@@ -259,7 +259,7 @@ def test_hh_rlhf_replays_as_a_chat_log(tmp_path):
 def cli_without(module, *args):
     """The CLI in a process where ``module`` cannot be imported (as on a machine without it)."""
     code = (f"import sys; sys.modules[{module!r}] = None; sys.argv = ['valuedrift', *sys.argv[1:]]; "
-            "from ops.cli import main; main()")
+            "from valuedrift.ops.cli import main; main()")
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           timeout=120)
 
@@ -336,7 +336,7 @@ def test_report_has_a_plot_per_key_with_band_line_and_alert_markers(tmp_path):
     events = scenario(n_windows=10, keys=("alpha", "beta", weird))
     inp = read_files([write_jsonl(tmp_path / "e.jsonl", events)], ReplayOptions(classifier="rules"))
     out = replay(inp, SETTINGS, ReplayOptions(classifier="rules", reference="alpha"))
-    from ops.report import render_report
+    from valuedrift.ops.report import render_report
 
     page = render_report(out)
     p = _Collect()
@@ -366,7 +366,7 @@ def test_report_in_a_headless_browser(tmp_path):
     if browser is None:
         pytest.skip("no chromium binary on this machine: the report is checked by parsing its HTML instead")
     inp = read_files([write_jsonl(tmp_path / "e.jsonl", scenario())], ReplayOptions(classifier="rules"))
-    from ops.report import render_report
+    from valuedrift.ops.report import render_report
 
     (tmp_path / "r.html").write_text(render_report(replay(inp, SETTINGS, ReplayOptions(classifier="rules"))))
     r = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={tmp_path / 's.png'}",
@@ -392,7 +392,7 @@ def test_png_plots_per_key_and_a_note_without_matplotlib(tmp_path):
 
 
 def test_default_onnx_classifier_and_its_model_card(tmp_path):
-    from classifier.loading import load_classifier
+    from valuedrift.classifier.loading import load_classifier
 
     try:
         load_classifier("default")
@@ -415,14 +415,14 @@ def test_default_onnx_classifier_and_its_model_card(tmp_path):
     assert third["classifier"]["evaluation"] is None
     assert all(w["entropy_corrected"] is None for w in third["windows"])
     assert [w["entropy"] for w in third["windows"]] == [w["entropy"] for w in out["windows"]]
-    from ops.report import render_report
+    from valuedrift.ops.report import render_report
 
     page = render_report(out)
     assert "Model card: measured evaluation" in page and "macro_f1" in page
 
 
 def test_bench_replay_reports_its_numbers():
-    from ops.bench_replay import run_bench
+    from valuedrift.ops.bench_replay import run_bench
 
     r = run_bench(n=4000, keys=4, repeat=1, per_window=50)
     assert r["events"] == 4000 and r["windows"] == 80
@@ -437,8 +437,9 @@ def test_bench_replay_reports_its_numbers():
 def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings, tmp_path):
     import asyncio
 
-    from ops.kafka import ensure_topics
-    from ops.worker_process import WorkerProcess
+    from valuedrift.ops.kafka import ensure_topics
+    from valuedrift.ops.worker_process import WorkerProcess
+
     from tests.test_pipeline import alerts_of, produce, windows_of
 
     asyncio.run(ensure_topics(settings))
@@ -474,7 +475,7 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
 
 
 def test_the_report_marks_where_the_classifier_changed(tmp_path):
-    from ops.report import render_report
+    from valuedrift.ops.report import render_report
 
     rng = random.Random(9)
     records = [ClassifiedResponse(id=f"{key}-{w}-{i}", monitor_key=key, event_time=T0 + 60 * w + i * 3.0,

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from valuedrift.classifier.base import Classifier, argmax_codes
+from valuedrift.classifier.corpus import demo_corpus
+from valuedrift.classifier.loading import load_classifier
+from valuedrift.classifier.rules import RuleClassifier, is_refusal, topic_overlap
 
-from classifier.base import Classifier, argmax_codes
-from classifier.corpus import demo_corpus
-from classifier.loading import load_classifier
-from classifier.rules import RuleClassifier, is_refusal, topic_overlap
 from tests.texts import PAIRS
 
 

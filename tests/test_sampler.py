@@ -14,14 +14,13 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sampler.events import Sample, parse_request, response_events
-from sampler.offsets import OffsetTracker
-from sampler.packing import Item, pack
-from sampler.probe import JailbreakSchedule, Probe, ProbePlan, ProbeSetError, load_prefixes, load_probe_set
-from sampler.retry import GenerationError, RetryPolicy, backoff_delay
-from sampler.seeding import row_key, uniform
-from streams.records import ChatMessage, DeadLetter, ProbeRequest, RecordError, ResponseEvent
+from valuedrift.sampler.events import Sample, parse_request, response_events
+from valuedrift.sampler.offsets import OffsetTracker
+from valuedrift.sampler.packing import Item, pack
+from valuedrift.sampler.probe import JailbreakSchedule, Probe, ProbePlan, ProbeSetError, load_prefixes, load_probe_set
+from valuedrift.sampler.retry import GenerationError, RetryPolicy, backoff_delay
+from valuedrift.sampler.seeding import row_key, uniform
+from valuedrift.streams.records import ChatMessage, DeadLetter, ProbeRequest, RecordError, ResponseEvent
 
 T0 = 1767225600.0
 
@@ -30,17 +29,6 @@ def req_bytes(**kw) -> bytes:
     base = {"id": "q1", "monitor_key": "m", "step": 0, "prompt": "Hi"}
     base.update(kw)
     return json.dumps(base).encode()
-
-
-@pytest.mark.parametrize("module", ["sampler.packing", "sampler.seeding", "sampler.retry", "sampler.offsets",
-                                    "sampler.events", "sampler.probe", "sampler.backends"])
-def test_sampler_doctests(module):
-    """The sampler package is not in pytest's testpaths: run its doctests here."""
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted > 0 and result.failed == 0
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -153,8 +141,7 @@ def test_commit_point_never_passes_an_unfinished_request(order):
 
 def test_torch_row_stream_matches_the_reference():
     import torch
-
-    from sampler.hf_sampling import _signed, row_uniforms, top_p_mask
+    from valuedrift.sampler.hf_sampling import _signed, row_uniforms, top_p_mask
 
     keys = [row_key(3, 0), row_key(3, 1), row_key(2**40, 999)]
     u = row_uniforms(torch.tensor([_signed(k) for k in keys]), 5, 7)
@@ -175,8 +162,7 @@ def test_torch_row_stream_matches_the_reference():
 ])
 def test_row_sampler_draws_from_softmax_over_the_nucleus(temperature, top_p, expected):
     import torch
-
-    from sampler.hf_sampling import RowSampler
+    from valuedrift.sampler.hf_sampling import RowSampler
 
     n = 6000
     proc = RowSampler([row_key(7, i) for i in range(n)] + [row_key(7, 0)], [temperature] * n + [0.0],
@@ -283,7 +269,7 @@ def test_probe_cli_writes_requests_and_reports_bad_files(tmp_path):
     probes = tmp_path / "p.csv"
     probes.write_text("prompt\nHello\nHow are you?\n")
     out = tmp_path / "req.jsonl"
-    cmd = [sys.executable, "-m", "ops.cli", "probe", "--probes", str(probes), "--steps", "3", "--k", "4",
+    cmd = [sys.executable, "-m", "valuedrift.ops.cli", "probe", "--probes", str(probes), "--steps", "3", "--k", "4",
            "--seed", "9", "--run-id", "t", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -292,7 +278,8 @@ def test_probe_cli_writes_requests_and_reports_bad_files(tmp_path):
     probes.write_text("prompt\nok\n\"\"\n")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip() == f"error: {probes}:3: give exactly one of prompt and messages"
-    r = subprocess.run([sys.executable, "-m", "ops.cli", "sampler", "run", "--model", str(tmp_path / "none")],
+    r = subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", "sampler", "run", "--model",
+                        str(tmp_path / "none")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "no such directory" in r.stderr
 
@@ -302,13 +289,13 @@ def test_probe_cli_writes_requests_and_reports_bad_files(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from sampler.tiny import build_tiny_model
+    from valuedrift.sampler.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def hf_backend(path, **kw):
-    from sampler.backends import HFBackend
+    from valuedrift.sampler.backends import HFBackend
 
     return HFBackend(path, device="cpu", threads=2, **kw)
 
@@ -350,7 +337,7 @@ def test_hf_backend_is_seeded_and_packing_does_not_change_samples(tiny_model):
 
 
 def test_bench_reports_throughput_per_k(tiny_model):
-    from sampler.bench import run_bench
+    from valuedrift.sampler.bench import run_bench
 
     result = run_bench(tiny_model, ks=(1, 3), max_new_tokens=4, device="cpu", min_seconds=0.0, threads=2)
     assert [r["k"] for r in result["results"]] == [1, 3] and result["dtype"] == "float32"
@@ -415,7 +402,7 @@ class FakeOpenAI:
 
 
 def test_openai_backend_n_chunks_auth_and_errors(monkeypatch):
-    from sampler.backends import OpenAIBackend
+    from valuedrift.sampler.backends import OpenAIBackend
 
     monkeypatch.setenv("VD_TEST_KEY", "sk-test")
 
@@ -454,7 +441,7 @@ def test_openai_backend_n_chunks_auth_and_errors(monkeypatch):
 
 async def _run_service(settings, backend, until, config=None):
     """Run the sampler until ``until()`` (a coroutine) returns; return (its result, the service)."""
-    from sampler.service import SamplerService
+    from valuedrift.sampler.service import SamplerService
 
     service = SamplerService(settings, backend, config)
     stop = asyncio.Event()
@@ -468,13 +455,13 @@ async def _run_service(settings, backend, until, config=None):
 
 
 async def _produce(settings, messages):
-    from ops.kafka import send_all
+    from valuedrift.ops.kafka import send_all
 
     await send_all(settings.broker, settings.topics.prompts, [(None, m) for m in messages])
 
 
 async def _read(settings, role, expect, timeout=40.0):
-    from ops.kafka import read_topic
+    from valuedrift.ops.kafka import read_topic
 
     return await read_topic(settings.broker, settings.topics.name(role), expect=expect, timeout=timeout)
 
@@ -482,9 +469,8 @@ async def _read(settings, role, expect, timeout=40.0):
 @pytest.mark.integration
 def test_hf_sampler_service_end_to_end_and_seeded_rerun(settings, tiny_model):
     from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from ops.kafka import ensure_topics
-    from sampler.service import ServiceConfig
+    from valuedrift.ops.kafka import ensure_topics
+    from valuedrift.sampler.service import ServiceConfig
 
     r1 = ProbeRequest(id="run/p1/0", monitor_key="model-a", step=0, prompt="How do I bake bread?", k=3, seed=11,
                       max_new_tokens=16)
@@ -543,9 +529,9 @@ def test_hf_sampler_service_end_to_end_and_seeded_rerun(settings, tiny_model):
 
 @pytest.mark.integration
 def test_openai_sampler_service_retries_dead_letters_and_bounds_concurrency(settings):
-    from ops.kafka import ensure_topics
-    from sampler.backends import OpenAIBackend
-    from sampler.service import ServiceConfig
+    from valuedrift.ops.kafka import ensure_topics
+    from valuedrift.sampler.backends import OpenAIBackend
+    from valuedrift.sampler.service import ServiceConfig
 
     ok = [ProbeRequest(id=f"ok{i}", monitor_key="vllm", step=i, prompt=f"question {i}", k=3, seed=i)
           for i in range(6)]
@@ -594,10 +580,10 @@ def test_openai_sampler_service_retries_dead_letters_and_bounds_concurrency(sett
 
 @pytest.mark.integration
 def test_probe_with_carry_over_through_the_sampler(settings, tmp_path):
-    from ops.kafka import ensure_topics, read_topic
-    from sampler.backends import OpenAIBackend
-    from sampler.probe import JailbreakSchedule
-    from sampler.service import run_probe
+    from valuedrift.ops.kafka import ensure_topics, read_topic
+    from valuedrift.sampler.backends import OpenAIBackend
+    from valuedrift.sampler.probe import JailbreakSchedule
+    from valuedrift.sampler.service import run_probe
 
     plan = ProbePlan(probes=(Probe(id="a", prompt="Tell me a joke."), Probe(id="b", prompt="Hello?")),
                      run_id="carry", monitor_key="m", k=2, seed=1, carry_turns=2,
@@ -634,8 +620,8 @@ def test_sampler_cli_serves_metrics_and_stops_gracefully(settings, tiny_model, t
     import signal
     import urllib.request
 
-    from ops.broker import free_port
-    from ops.kafka import ensure_topics
+    from valuedrift.ops.broker import free_port
+    from valuedrift.ops.kafka import ensure_topics
 
     req = ProbeRequest(id="cli/q/0", monitor_key="m", step=0, prompt="Hello", k=2, seed=5, max_new_tokens=8)
     asyncio.run(ensure_topics(settings))
@@ -643,7 +629,8 @@ def test_sampler_cli_serves_metrics_and_stops_gracefully(settings, tiny_model, t
     port = free_port()
     log = tmp_path / "sampler.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "sampler", "run", "--model", str(tiny_model),
+        proc = subprocess.Popen([sys.executable, "-m", "valuedrift.ops.cli", "sampler", "run", "--model",
+                                 str(tiny_model),
                                  "--threads", "1", "--progress", "1s", "--metrics-port", str(port)],
                                 env={**os.environ, **settings.env()}, stdout=fh, stderr=subprocess.STDOUT)
     try:

@@ -1,7 +1,6 @@
 import pytest
-
-from streams.settings import ENV_NAMES, BrokerURL, Settings, parse_duration
-from streams.topics import Topics
+from valuedrift.streams.settings import ENV_NAMES, BrokerURL, Settings, parse_duration
+from valuedrift.streams.topics import Topics
 
 
 def test_broker_urls():

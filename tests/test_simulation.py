@@ -4,10 +4,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from ops.bench_detectors import run_bench
-from streams.entropy import plugin_entropy
-from streams.simulation import BASE, jailbreak_probs, jump_probs, sample, scenario_probs, window_statistics
+from valuedrift.ops.bench_detectors import run_bench
+from valuedrift.streams.entropy import plugin_entropy
+from valuedrift.streams.simulation import BASE, jailbreak_probs, jump_probs, sample, scenario_probs, window_statistics
 
 
 def test_drift_scenario_raises_true_entropy_at_sigma_per_step():
@@ -44,7 +43,8 @@ def test_detector_bench_reports_every_rule_and_recovers_sigma():
 
 def test_simulate_cli_is_deterministic(tmp_path):
     def run(path):
-        r = subprocess.run([sys.executable, "-m", "ops.cli", "simulate", "--scenario", "jump", "--steps", "3",
+        r = subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", "simulate", "--scenario", "jump",
+                            "--steps", "3",
                             "--k", "4", "--seed", "5", "--out", str(path)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         return path.read_text()

@@ -8,12 +8,12 @@ import urllib.request
 
 import pytest
 from aiohttp import web
+from valuedrift.ops.broker import free_port
+from valuedrift.ops.kafka import ensure_topics
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.records import Alert
+from valuedrift.streams.sinks import SIGNATURE_HEADER, AlertSinks, Sink, parse_sink, sign
 
-from ops.broker import free_port
-from ops.kafka import ensure_topics
-from ops.worker_process import WorkerProcess
-from streams.records import Alert
-from streams.sinks import SIGNATURE_HEADER, AlertSinks, Sink, parse_sink, sign
 from tests.test_pipeline import alerts_of, produce, scenario, windows_of
 
 ALERT = Alert(id="m@2026-01-01T00:00:00Z/drift", monitor_key="m", window_start=0, window_end=60, rule="drift",

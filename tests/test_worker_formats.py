@@ -8,13 +8,13 @@ import json
 import random
 
 import pytest
+from valuedrift.classifier.rules import RuleClassifier
+from valuedrift.ops.kafka import ensure_topics, read_topic, send_all
+from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.adapters import AdapterConfig, adapt
+from valuedrift.streams.offline import run_offline
+from valuedrift.streams.records import DeadLetter
 
-from classifier.rules import RuleClassifier
-from ops.kafka import ensure_topics, read_topic, send_all
-from ops.worker_process import WorkerProcess
-from streams.adapters import AdapterConfig, adapt
-from streams.offline import run_offline
-from streams.records import DeadLetter
 from tests.test_pipeline import T0, comparable, windows_of
 from tests.texts import PAIRS
 
