@@ -2,8 +2,9 @@
 
 Input template: ``<prefix> prompt <middle> response <suffix>``, e.g. for BERT-family
 encoders ``[CLS] prompt [SEP] response [SEP]`` and for T5 ``prompt </s> response </s>``.
-The prompt keeps its first ``max_prompt_tokens`` tokens; a long response keeps
-its head and its tail (refusals and compliance usually show at the start, and
+The prompt keeps its first ``max_prompt_tokens`` tokens (or, with ``prompt_tail_tokens``, its head and that
+many of its last tokens: a jailbreak wraps the request in a long role-play or ends it with an adversarial
+suffix); a long response keeps its head and its tail (refusals and compliance usually show at the start, and
 disclaimers at the end), so empty and huge inputs never fail.
 """
 
@@ -28,14 +29,40 @@ class PairTemplate:
     pad_id: int
     max_length: int = 256
     max_prompt_tokens: int = 64
+    prompt_tail_tokens: int = 0  # of the prompt budget, kept from the prompt's end (0: its head only)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.prompt_tail_tokens <= self.max_prompt_tokens:
+            raise ValueError(f"prompt_tail_tokens must be 0 to max_prompt_tokens ({self.max_prompt_tokens}), got "
+                             f"{self.prompt_tail_tokens}")
 
     @classmethod
     def load(cls, path: Path) -> PairTemplate:
         d = json.loads(path.read_text())
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
+    def as_dict(self) -> dict:
+        """The fields, without ``prompt_tail_tokens`` where it is 0 (so older models' files stay as they were)."""
+        d = asdict(self)
+        if not self.prompt_tail_tokens:
+            del d["prompt_tail_tokens"]
+        return d
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+
+    def prompt_ids(self, ids: list[int]) -> list[int]:
+        """The prompt tokens kept: the first ``max_prompt_tokens``, or the head and ``prompt_tail_tokens`` of the tail.
+
+        >>> PairTemplate((), (), (), 0, max_prompt_tokens=4).prompt_ids(list(range(10)))
+        [0, 1, 2, 3]
+        >>> PairTemplate((), (), (), 0, max_prompt_tokens=4, prompt_tail_tokens=2).prompt_ids(list(range(10)))
+        [0, 1, 8, 9]
+        """
+        if len(ids) <= self.max_prompt_tokens or not self.prompt_tail_tokens:
+            return ids[: self.max_prompt_tokens]
+        head = self.max_prompt_tokens - self.prompt_tail_tokens
+        return ids[:head] + ids[len(ids) - self.prompt_tail_tokens:]
 
 
 def head_tail(ids: list[int], budget: int) -> list[int]:
@@ -90,7 +117,7 @@ class PairEncoder:
         encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         rows = []
         for i in range(0, len(encoded), 2):
-            p_ids = encoded[i].ids[: t.max_prompt_tokens]
+            p_ids = t.prompt_ids(encoded[i].ids)
             r_ids = head_tail(encoded[i + 1].ids, t.max_length - specials - len(p_ids))
             rows.append([*t.prefix, *p_ids, *t.middle, *r_ids, *t.suffix])
         return rows

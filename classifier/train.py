@@ -39,6 +39,7 @@ class TrainConfig:
     lora_targets: str = "attention"
     max_length: int = 192
     max_prompt_tokens: int = 64
+    prompt_tail_tokens: int = 0  # of the prompt budget, kept from the prompt's end (encoding.PairTemplate)
     patience: int = 2
     seed: int = 13
     threads: int = 2
@@ -143,7 +144,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     torch.set_num_threads(cfg.threads)
     kind, path = resolve_backbone(cfg.backbone)
     model = PairClassifier(load_encoder(kind, path), taxonomy.size)
-    template = default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens)
+    template = replace(default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens),
+                       prompt_tail_tokens=cfg.prompt_tail_tokens)
     encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
     lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
     init_card = None
@@ -203,7 +205,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "backbone": cfg.backbone,
         "kind": kind,
         "taxonomy": list(codes),
-        "template": asdict(template),
+        "template": template.as_dict(),
         "lora_layers": lora_layers,
         "config": asdict(cfg),
         "init": init_card,

@@ -2,9 +2,13 @@
 
 Each run simulates k responses per window (seeded): a no-drift key, a key whose entropy starts rising at
 σ = 0.0125 nats/step after a stable stretch, and a key whose entropy jumps by +0.1 nats. Every rule runs
-on the same window statistics. ``default`` is the worker's default policy: a ``drift`` episode opens when
-any of ``delta_z``, ``trend`` and ``page_hinkley`` fires (``valuedrift.streams.policy``); its false alarms count
-episodes. ``policy_2_of_10`` is the stricter k-of-n variant (two distinct rules within 10 windows).
+on the same window statistics. ``by_k`` repeats it for k = 5 … 500 responses per window and for a key whose
+traffic ebbs and flows (``varying``: 5 to 100 a window over a 48-window day), since the rules must hold at
+every window size; delays are counted in windows.
+
+``default`` is the worker's default policy: a ``drift`` episode opens when any of ``delta_z``, ``trend`` and
+``page_hinkley`` fires (``valuedrift.streams.policy``); its false alarms count episodes.
+``policy_2_of_10`` is the stricter k-of-n variant (two distinct rules within 10 blocks).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from valuedrift.streams.alerting import RULES, AlertPolicy, AlertState, evaluate, trend_slope
-from valuedrift.streams.simulation import BASE, sample, scenario_probs, window_statistics
+from valuedrift.streams.simulation import BASE, ebb_and_flow, sample, scenario_probs, window_statistics
 
 DEFAULT_NAME = "default"
 POLICIES = {DEFAULT_NAME: AlertPolicy(rules=RULES),
@@ -56,9 +60,19 @@ def _summary(delays: list[int | None], horizon: int) -> tuple[float | None, floa
     return float(np.median(censored)), (round(p90, 1) if p90 < horizon else None), missed
 
 
-def run_bench(runs: int = 200, k: int = 100, seed: int = 0, null_windows: int = 100, onset: int = 30,
+BY_K = (5, 10, 20, 50, 100, 500)
+VARYING = "varying"
+
+
+def _sizes(k: int | str, steps: int, rng: np.random.Generator) -> int | list[int]:
+    return ebb_and_flow(steps, rng) if k == VARYING else int(k)
+
+
+def run_bench(runs: int = 200, k: int | str = 100, seed: int = 0, null_windows: int = 100, onset: int = 30,
               drift_windows: int = 80, jump_windows: int = 80, sigma: float = 0.0125, jump: float = 0.1
               ) -> dict[str, Any]:
+    """Every rule and policy at one window size ``k`` (or ``"varying"``): false alarms per 1,000 no-drift
+    windows, delays and misses for the drift and the jump, and the σ estimate's coverage."""
     rng = np.random.default_rng(seed)
     names = list(NAMES)
     false_alarms = dict.fromkeys(names, 0)
@@ -67,12 +81,14 @@ def run_bench(runs: int = 200, k: int = 100, seed: int = 0, null_windows: int = 
     jump_delays: dict[str, list[int | None]] = {n: [] for n in names}
     estimates, covered = [], 0
     for _ in range(runs):
-        stats = window_statistics(sample("null", scenario_probs("stable", null_windows), k, rng))
+        stats = window_statistics(sample("null", scenario_probs("stable", null_windows),
+                                         _sizes(k, null_windows, rng), rng))
         for fired in _fired(stats):
             for r in fired:
                 false_alarms[r] += 1
         null_evaluated += len(stats)
-        sim = sample("drift", scenario_probs("drift", onset + drift_windows, sigma=sigma, onset=onset), k, rng)
+        sim = sample("drift", scenario_probs("drift", onset + drift_windows, sigma=sigma, onset=onset),
+                     _sizes(k, onset + drift_windows, rng), rng)
         stats = window_statistics(sim)
         for n, d in _first_alerts(stats, onset).items():
             drift_delays[n].append(d)
@@ -80,8 +96,8 @@ def run_bench(runs: int = 200, k: int = 100, seed: int = 0, null_windows: int = 
         slope, se = trend_slope([w.entropy for w in seg], [w.entropy_se for w in seg])
         estimates.append(slope)
         covered += abs(slope - sigma) <= 1.96 * se
-        stats = window_statistics(sample("jump", scenario_probs("jump", onset + jump_windows, jump=jump,
-                                                                onset=onset), k, rng))
+        probs = scenario_probs("jump", onset + jump_windows, jump=jump, onset=onset)
+        stats = window_statistics(sample("jump", probs, _sizes(k, onset + jump_windows, rng), rng))
         for n, d in _first_alerts(stats, onset).items():
             jump_delays[n].append(d)
     detectors = {}
@@ -101,6 +117,11 @@ def run_bench(runs: int = 200, k: int = 100, seed: int = 0, null_windows: int = 
         "runs": runs, "k": k, "seed": seed, "base_probs": list(BASE),
         "windows": {"null": null_windows, "onset": onset, "drift": drift_windows, "jump": jump_windows},
     }
+
+
+def run_by_k(runs: int = 200, seed: int = 0, ks: tuple[int | str, ...] = (*BY_K, VARYING)) -> dict[str, Any]:
+    """``run_bench`` at every window size in ``ks``: per size, each rule's and policy's false alarms and delays."""
+    return {str(k): run_bench(runs=runs, k=k, seed=seed)["detectors"] for k in ks}
 
 
 def _finite(x: Any) -> Any:

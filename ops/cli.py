@@ -54,7 +54,8 @@ def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; impo
     from valuedrift.streams.settings import Settings, parse_duration
 
     try:
-        for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds"):
+        for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds",
+                     "max_clock_skew_seconds"):
             if isinstance(overrides.get(name), str):
                 overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
         settings = Settings.from_env(**overrides)
@@ -102,10 +103,14 @@ def worker(
     lateness: Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")] = None,
     idle_close: Annotated[str | None, typer.Option(
         help="close a key's open windows after this much wall-clock silence (0 = never)")] = None,
+    max_clock_skew: Annotated[str | None, typer.Option(
+        help="dead-letter events whose time is further ahead of their Kafka timestamp, e.g. 5m [300s]")] = None,
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
     z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors [4.42]")] = None,
     trend_z: Annotated[float | None, typer.Option(help="trend-test threshold in standard errors [3.89]")] = None,
-    trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test [20]")] = None,
+    trend_windows: Annotated[int | None, typer.Option(help="blocks in the trend test [20]")] = None,
+    min_n: Annotated[int | None, typer.Option(
+        help="responses the rules need to judge: smaller windows are merged with the next ones [100]")] = None,
     rules: Annotated[str | None, typer.Option(
         help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin, ddm_g2, "
              "ddm_g4 [epsilon,delta_z,trend,page_hinkley]")] = None,
@@ -151,7 +156,8 @@ def worker(
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
-        epsilon=epsilon, z_threshold=z, trend_z=trend_z, trend_windows=trend_windows, alert_rules=rules,
+        max_clock_skew_seconds=max_clock_skew, epsilon=epsilon, z_threshold=z, trend_z=trend_z,
+        trend_windows=trend_windows, alert_min_n=min_n, alert_rules=rules,
         alert_signals=signals, alert_combine=combine, alert_clear_windows=clear_windows,
         alert_cooldown_windows=cooldown_windows, alert_keys=keys,
         alert_sinks=",".join(alert_sink) if alert_sink else None, metrics_port=metrics_port,

@@ -65,6 +65,9 @@ def train(
     max_length: Annotated[int, typer.Option(min=16)] = 192,
     max_prompt_tokens: Annotated[int, typer.Option(
         min=1, help="prompt tokens kept, from its start (128 with --context-turns data)")] = 64,
+    prompt_tail_tokens: Annotated[int, typer.Option(
+        min=0, help="of --max-prompt-tokens, how many come from the prompt's end (long jailbreak prompts end with "
+                    "the request or an adversarial suffix) [0: the head only]")] = 0,
     seed: Annotated[int, typer.Option()] = 13,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     taxonomy: Annotated[str, typer.Option(help="five-class | three-class | taxonomy JSON file")] = "five-class",
@@ -84,9 +87,11 @@ def train(
         fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
     if max_prompt_tokens > max_length - 16:
         fail(f"--max-prompt-tokens {max_prompt_tokens} leaves the response under 16 of --max-length {max_length}")
+    if prompt_tail_tokens > max_prompt_tokens:
+        fail(f"--prompt-tail-tokens {prompt_tail_tokens} is more than --max-prompt-tokens {max_prompt_tokens}")
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
                       lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
-                      max_prompt_tokens=max_prompt_tokens,
+                      max_prompt_tokens=max_prompt_tokens, prompt_tail_tokens=prompt_tail_tokens,
                       patience=patience, seed=seed, threads=threads, device=device,
                       oversample=tuple(_source_times(item) for item in oversample or ()))
     from valuedrift.classifier.taxonomy import load_taxonomy

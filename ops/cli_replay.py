@@ -50,9 +50,14 @@ def replay(
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
     window: Annotated[str | None, typer.Option(help="event-time window size, e.g. 5m [default 300s]")] = None,
     lateness: Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")] = None,
+    max_clock_skew: Annotated[str | None, typer.Option(
+        help="records whose event time is further ahead of the time they are read are bad records, e.g. 5m "
+             "[default 300s]")] = None,
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats")] = None,
     z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors")] = None,
-    trend_windows: Annotated[int | None, typer.Option(help="windows in the trend test")] = None,
+    trend_windows: Annotated[int | None, typer.Option(help="blocks in the trend test")] = None,
+    min_n: Annotated[int | None, typer.Option(
+        help="responses the rules need to judge: smaller windows are merged with the next ones [100]")] = None,
     rules: Annotated[str | None, typer.Option(help="alert rules, comma-separated")] = None,
     order: Annotated[str, typer.Option(
         help="time: replay in event-time order | input: in input order (reproduces a live run's late events)")]
@@ -98,15 +103,18 @@ def replay(
             BrokerURL.parse(broker)
         except ValueError as err:
             fail(str(err))
-    settings = load_settings(window_seconds=window, lateness_seconds=lateness, epsilon=epsilon, z_threshold=z,
-                             trend_windows=trend_windows, alert_rules=rules, classifier=classifier)
+    settings = load_settings(window_seconds=window, lateness_seconds=lateness, max_clock_skew_seconds=max_clock_skew,
+                             epsilon=epsilon, z_threshold=z,
+                             trend_windows=trend_windows, alert_min_n=min_n, alert_rules=rules,
+                             classifier=classifier)
     try:
         step = parse_duration(time_step)
         idle_s = parse_duration(idle)
         opts = ReplayOptions(format=fmt, fields=_field_map(field_map), default_key=key, context_turns=context_turns,
                              start_time=_time(start_time, "--start-time"), time_step=step,
                              time_from=_time(time_from, "--from"), time_to=_time(time_to, "--to"), order=order,
-                             reference=reference, classifier=settings.classifier)
+                             reference=reference, classifier=settings.classifier,
+                             max_clock_skew=settings.max_clock_skew_seconds)
     except ValueError as err:
         fail(str(err))
     try:

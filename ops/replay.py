@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 from valuedrift.classifier.taxonomy import TAXONOMIES
 from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt
+from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
 from valuedrift.streams.offline import OfflineResult, run_classified, run_offline
 from valuedrift.streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
 from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, format_time, is_tick, split_lines
@@ -63,6 +65,7 @@ class ReplayOptions:
     time_from: float | None = None  # keep events with time_from <= event time < time_to
     time_to: float | None = None
     order: str = "time"  # or "input"
+    max_clock_skew: float = DEFAULT_MAX_SKEW_SECONDS  # records further ahead of the time they are read: bad
     reference: str | None = None
     classifier: str = "default"
 
@@ -75,13 +78,17 @@ class ReplayOptions:
             raise ReplayError(f"--order must be time or input, got {self.order!r}")
         if not (self.time_step > 0 and math.isfinite(self.time_step)):
             raise ReplayError(f"--time-step must be > 0 seconds, got {self.time_step!r}")
+        if not (self.max_clock_skew > 0 and math.isfinite(self.max_clock_skew)):
+            raise ReplayError(f"--max-clock-skew must be > 0 seconds, got {self.max_clock_skew!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"format": self.format, "map": self.fields.as_dict(), "default_key": self.default_key,
                 "start_time": self.start_time, "time_step": self.time_step if self.start_time is not None else None,
                 "from": self.time_from, "to": self.time_to, "order": self.order, "reference": self.reference,
                 "classifier": self.classifier,
-                **({"context_turns": self.context_turns} if self.context_turns else {})}  # older hashes stay
+                **({"context_turns": self.context_turns} if self.context_turns else {}),  # older hashes stay
+                **({"max_clock_skew": self.max_clock_skew} if self.max_clock_skew != DEFAULT_MAX_SKEW_SECONDS
+                   else {})}
 
 
 @dataclass
@@ -209,6 +216,7 @@ class _Reader:
     def __init__(self, opts: ReplayOptions) -> None:
         self.opts = opts
         self.result = ReplayInput(format=opts.format)
+        self.read_at = time.time()  # the observed time of file records: none may claim a later one (streams.clock)
         self.index = 0  # records seen over all sources, good or bad: the record number for assigned times
         self.adapter: AdapterConfig | None = None
 
@@ -242,6 +250,10 @@ class _Reader:
         except AdapterError as err:
             self.result.bad(source, where, str(err))
             return
+        ahead = self._ahead(events)
+        if ahead is not None:
+            self.result.bad(source, where, ahead)
+            return
         kept = [e for e in events if self._in_range(e.event_time)]
         source.events += len(kept)
         self.result.events.extend(kept)
@@ -257,9 +269,21 @@ class _Reader:
                 if isinstance(err, ValidationError) else str(err)
             self.result.bad(source, where, f"invalid classified record: {msg}")
             return
+        ahead = self._ahead([rec])
+        if ahead is not None:
+            self.result.bad(source, where, ahead)
+            return
         if self._in_range(rec.event_time):
             source.events += 1
             self.result.classified.append(rec)
+
+    def _ahead(self, events: Sequence[ResponseEvent | ClassifiedResponse]) -> str | None:
+        """Why a record's events are too far ahead of the time they are read, as the worker checks them."""
+        for ev in events:
+            reason = ahead_reason(ev.event_time, self.read_at, self.opts.max_clock_skew)
+            if reason is not None:
+                return f"{ev.id}: {reason}"
+        return None
 
     def _in_range(self, t: float) -> bool:
         o = self.opts

@@ -19,8 +19,13 @@ The window and alert logic lives in pure modules (``valuedrift.streams.windowing
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import os
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -41,9 +46,36 @@ from valuedrift.streams.records import (
 )
 from valuedrift.streams.settings import Settings
 from valuedrift.streams.sinks import AlertSinks
-from valuedrift.streams.windowing import KeyWindows
+from valuedrift.streams.windowing import KeyWindows, idle_since
 
 log = logging.getLogger("valuedrift.worker")
+
+EXIT_STAGE_FAILED = 70  # EX_SOFTWARE: a stage of the worker raised; nothing is committed past its input
+
+
+def stops_worker_on_failure(stage: str) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
+    """Run a stage; if it raises, stop the whole worker with a one-line error instead of going on without it.
+
+    Faust logs a crashed agent and keeps the others running, so a worker whose window stage died would go on
+    classifying with no windows. Exiting is safe: offsets are committed only after their output is written,
+    so a restarted worker redoes what the failed stage had not finished, and duplicates are skipped.
+    """
+    def wrap(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(fn)
+        async def run(*args: Any) -> None:
+            try:
+                await fn(*args)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                message = (f"valuedrift worker: the {stage} stage failed ({type(err).__name__}: {err}); stopping, "
+                           f"a restarted worker redoes its unfinished input")
+                log.debug("the %s stage failed", stage, exc_info=err)  # the traceback, for --log-level DEBUG
+                print(message, file=sys.stderr, flush=True)
+                logging.shutdown()
+                os._exit(EXIT_STAGE_FAILED)
+        return run
+    return wrap
 
 
 
@@ -81,7 +113,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     app = faust.App(settings.app_id, **faust_settings(settings))
     names = settings.topics
     cfg = settings.window_config(classifier.taxonomy.codes, getattr(classifier, "confusion", None))
-    policy = settings.alert_policy()
+    policy = settings.alert_policy(classifier.taxonomy.categories)
     if any(rule in RIVER_RULES for rule in policy.rules):
         # Import River (and SciPy) now, not at the first window: it takes over a second, during which
         # the event loop, and with it both stages, would stand still.
@@ -99,11 +131,9 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
     alert_state = app.Table("alert-state", default=None, partitions=settings.partitions,
                             schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    # Wall-clock time each key last had an event; keys restored from the changelog count from the
-    # moment this worker processed its first message, so a restart never idle-closes a window
-    # whose events are still waiting in the topic.
+    # Idle-close counts a key's silence from its last event (KeyWindows.seen_at, in the changelog), or from this
+    # worker's first message for keys silent longer than that (windowing.idle_since).
     alert_cache: dict[str, AlertState] = {}
-    last_seen: dict[str, float] = {}
     resumed: list[float] = []
     live_keys: set[str] = set()  # keys with open windows on this worker (bounded by max_live_keys)
     metrics = WorkerMetrics()
@@ -133,6 +163,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         await deadletter.send(value=rec.to_bytes())
 
     @app.task
+    @stops_worker_on_failure("classify")
     async def classify() -> None:
         await ClassifyStage(settings, classifier, metrics).run()
 
@@ -143,6 +174,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             metrics.entropy(st.monitor_key, st.entropy)
 
     @app.agent(classified, name="windows")
+    @stops_worker_on_failure("windows")
     async def windows(stream: faust.StreamT) -> None:
         # One message at a time (Faust's take buffer can block its fetcher and so hang a changelog
         # recovery during a rebalance: seen in the SIGKILL tests); a message carries one key's records
@@ -150,7 +182,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         async for ev in stream.events():
             raw = ev.value or b""
             if not resumed:
-                resumed.append(time.monotonic())
+                resumed.append(time.time())
                 live_keys.update(k for k, v in state.items() if v and v.get("open"))
             if is_tick(raw):
                 await close_idle(ev.message.partition)
@@ -182,10 +214,11 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
         source = None if rec.source_offset is None else (
             rec.source_partition or 0, rec.source_offset * MAX_EVENTS_PER_MESSAGE + rec.source_index)
         probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
-        res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source, version=rec.model_version)
+        res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source, version=rec.model_version,
+                     event_id=rec.id)
         if res.duplicate:
             return
-        last_seen[key] = time.monotonic()
+        kw.seen_at = time.time()
         kw.partition = ev.message.partition
         touched[key] = kw
         await emit(res.closed)
@@ -199,11 +232,12 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
     async def close_idle(partition: int) -> None:
         if settings.idle_close_seconds <= 0:
             return
-        now = time.monotonic()
+        now = time.time()
         for key, value in list(state.items()):
             if not value or value.get("partition") != partition or not value.get("open"):
                 continue
-            if now - last_seen.get(key, resumed[0]) < settings.idle_close_seconds:
+            if now - idle_since(value.get("seen_at"), resumed[0], settings.idle_close_seconds) \
+                    < settings.idle_close_seconds:
                 continue
             kw = KeyWindows.from_dict(value)
             await emit(kw.close_all(cfg, key, "idle"))
@@ -222,6 +256,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
                     await classified.send(value=payload, partition=tp.partition)
 
     @app.agent(entropy, name="alerts")
+    @stops_worker_on_failure("alerts")
     async def alerting(stream: faust.StreamT) -> None:
         async for ev in stream.events():
             try:

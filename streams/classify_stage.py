@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from valuedrift.classifier.base import Classifier
 from valuedrift.streams.adapters import AdapterConfig, AdapterError, adapt_bytes
+from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
 from valuedrift.streams.kafka_config import consumer_config, producer_config
 from valuedrift.streams.metrics import WorkerMetrics
 from valuedrift.streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, pack_lines
@@ -31,12 +32,27 @@ log = logging.getLogger("valuedrift.classify")
 MAX_EVENTS_PER_MESSAGE = 1024  # events of one input message are told apart by index (dedupe after a crash)
 
 
-def validate(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None = None) -> list[ResponseEvent] | str:
+def validate(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None = None,
+             max_skew: float = DEFAULT_MAX_SKEW_SECONDS) -> list[ResponseEvent] | str:
     """Return the response events of a message, or the reason the message is unusable.
 
     The project's own record gives one event; other formats (``valuedrift.streams.adapters``) may give several, and
-    take the message's Kafka timestamp as event time when the record has none.
+    take the message's Kafka timestamp as event time when the record has none. An event more than ``max_skew``
+    seconds ahead of the message's Kafka timestamp (of the time it is read, where the message has none) makes the
+    message unusable: it would move its key's watermark (``valuedrift.streams.clock``).
     """
+    events = _events(msg, max_bytes, adapter)
+    if isinstance(events, str):
+        return events
+    reference = msg.timestamp / 1000 if msg.timestamp and msg.timestamp > 0 else time.time()
+    for ev in events:
+        reason = ahead_reason(ev.event_time, reference, max_skew)
+        if reason is not None:
+            return f"{ev.id}: {reason}"
+    return events
+
+
+def _events(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None) -> list[ResponseEvent] | str:
     raw = msg.value
     if not raw:
         return "empty message"
@@ -127,7 +143,7 @@ class ClassifyStage:
         pending = []
         good: list[tuple[ResponseEvent, ConsumerRecord, int]] = []
         for m in msgs:
-            result = validate(m, self.settings.max_message_bytes, self.adapter)
+            result = validate(m, self.settings.max_message_bytes, self.adapter, self.settings.max_clock_skew_seconds)
             if isinstance(result, str):
                 log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, result)
                 dl = DeadLetter.of(m.value, m.topic, m.partition, m.offset, "classify", result)

@@ -42,8 +42,8 @@ class OfflineCore:
         self.late = 0
 
     def add(self, key: str, event_time: float, category: str, probs: list[float] | None,
-            version: str | None = None) -> None:
-        res = self.engine.add(key, event_time, category, probs, version)
+            version: str | None = None, event_id: str | None = None) -> None:
+        res = self.engine.add(key, event_time, category, probs, version, event_id)
         if res.closed:
             self.windows.extend(res.closed)
         if res.late:
@@ -74,7 +74,7 @@ def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, setting
             if emit is not None:
                 emit(ClassifiedResponse.labelled(ev, row, codes, classifier.version))
             core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(x) for x in row],
-                     classifier.version)
+                     classifier.version, ev.id)
 
     batch: list[ResponseEvent] = []
     for ev in events:
@@ -98,5 +98,6 @@ def run_classified(records: Iterable[ClassifiedResponse], settings: Settings,
         if emit is not None:
             emit(rec)
         p = rec.probs
-        core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes], rec.model_version)
+        core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes], rec.model_version,
+                 rec.id)
     return core.finish()

@@ -18,6 +18,7 @@ event_time: Field required; response: Field required
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -137,6 +138,21 @@ def format_time(t: float) -> str:
     '2026-01-01T00:00:00Z'
     """
     return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_id(monitor_key: str, window_start: float, window_end: float) -> str:
+    """The deterministic id of a key's window: ``key@start/length``, the same live and in every replay.
+
+    >>> window_id("model-a", 1767225600.0, 1767225660.0)
+    'model-a@2026-01-01T00:00:00Z/60s'
+    >>> window_id("m", 1767225601.5, 1767225603.0)
+    'm@2026-01-01T00:00:01.500Z/1.5s'
+    """
+    start = format_time(window_start)
+    millis = round(window_start * 1000) % 1000
+    if millis:
+        start = f"{start[:-1]}.{millis:03d}Z"
+    return f"{monitor_key}@{start}/{round(window_end - window_start, 3):g}s"
 
 
 class Record(BaseModel):
@@ -284,6 +300,8 @@ class WindowStatistic(Record):
 
     topic_role: ClassVar[str] = "entropy"
 
+    id: str = Field(description="deterministic window id, key@start/length (records.window_id): consumers "
+                                "de-duplicate re-sent windows by it")
     monitor_key: str
     window_start: float
     window_end: float
@@ -301,6 +319,12 @@ class WindowStatistic(Record):
     delta_se: float | None
     prev_window_start: float | None
     closed_by: Literal["watermark", "idle", "flush"]
+    examples: dict[str, list[str]] = Field(
+        default_factory=dict, description="per category, up to a few event ids of this window (the lowest SHA-256 "
+                                          "of the id, so the same live and in any replay): what alerts point at")
+    insufficient: bool = Field(
+        default=False, description="fewer responses than the alert rules' min_n: too few to judge alone, so the "
+                                   "rules judge it merged with the key's next windows (a block)")
     classifier_versions: list[str] = Field(
         default_factory=list, description="model_version of the classifier(s) that labelled this window's events, "
                                           "sorted (empty when the events carried none)")
@@ -308,9 +332,27 @@ class WindowStatistic(Record):
         default=False, description="true when classifier_versions differ from the key's previous window's: S moved "
                                    "with the classifier, so the alert rules start the key's series afresh here")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _window_id(cls, data: Any) -> Any:
+        """Fill in the id from the key and the window when it is not given (it is always on the wire)."""
+        if isinstance(data, dict) and "id" not in data and {"monitor_key", "window_start", "window_end"} <= set(data):
+            with contextlib.suppress(TypeError, ValueError, OverflowError):  # the field validators name a bad value
+                data = {**data, "id": window_id(data["monitor_key"], float(data["window_start"]),
+                                                float(data["window_end"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _id_matches(self) -> WindowStatistic:
+        expected = window_id(self.monitor_key, self.window_start, self.window_end)
+        if self.id != expected:
+            raise ValueError(f"id {self.id!r} does not match the key and window (expected {expected!r})")
+        return self
+
     @property
-    def id(self) -> str:
-        return f"{self.monitor_key}@{format_time(self.window_start)}"
+    def alert_prefix(self) -> str:
+        """What alert ids start with: key@start (without the window length, as before window ids existed)."""
+        return self.id.rsplit("/", 1)[0]
 
 
 class Alert(Record):

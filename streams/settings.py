@@ -14,6 +14,7 @@ ValueError: VALUEDRIFT_PARTITIONS='many' is not a valid int
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -23,8 +24,10 @@ from typing import Any
 
 from valuedrift.classifier.base import PRECISION_CHOICES
 from valuedrift.streams.alerting import AlertPolicy
+from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS
 from valuedrift.streams.security import KafkaSecurity
 from valuedrift.streams.topics import Topics
+from valuedrift.streams.windowing import MIN_WINDOW_SECONDS
 
 _POLICY = AlertPolicy()  # the alert defaults live in valuedrift.streams.alerting; settings only expose them
 
@@ -117,13 +120,16 @@ class Settings:
     input_key: str | None = None  # monitor key for records that carry none
     input_context_turns: int = 0  # transcript / openai input: earlier turns appended to the prompt (0 = none)
     partitions: int = 4
-    window_seconds: float = 300.0
+    window_seconds: float = 300.0  # at least MIN_WINDOW_SECONDS
     lateness_seconds: float = 30.0
+    max_clock_skew_seconds: float = DEFAULT_MAX_SKEW_SECONDS  # events further ahead of their observed time: rejected
     idle_close_seconds: float = 300.0
     epsilon: float = _POLICY.epsilon
     z_threshold: float = _POLICY.z
     trend_z: float = _POLICY.trend_z
     trend_windows: int = _POLICY.trend_windows
+    alert_min_n: int = _POLICY.min_n  # responses per block: smaller windows are merged forward before the rules
+    alert_examples: int = _POLICY.examples  # event ids per grown category in an alert (kept per window; 0 = none)
     alert_rules: str = ",".join(_POLICY.rules)
     alert_signals: str = ",".join(_POLICY.signals)  # rules whose firing opens a drift episode
     alert_combine: str = "any"  # or "K-of-N", e.g. "2-of-10"
@@ -153,6 +159,13 @@ class Settings:
             raise ValueError(f"classifier precision (--precision, VALUEDRIFT_CLASSIFIER_PRECISION) must be "
                              f"{', '.join(PRECISION_CHOICES[:-1])} or {PRECISION_CHOICES[-1]}, "
                              f"got {self.classifier_precision!r}")
+        if not (self.window_seconds >= MIN_WINDOW_SECONDS and math.isfinite(self.window_seconds)):
+            raise ValueError(f"window_seconds (--window) must be at least {MIN_WINDOW_SECONDS:g} s, got "
+                             f"{self.window_seconds!r}: use e.g. 60s or 5m")
+        if not (self.lateness_seconds >= 0 and math.isfinite(self.lateness_seconds)):
+            raise ValueError(f"lateness_seconds (--lateness) must be >= 0, got {self.lateness_seconds!r}")
+        if not (self.max_clock_skew_seconds > 0 and math.isfinite(self.max_clock_skew_seconds)):
+            raise ValueError(f"max_clock_skew_seconds must be > 0 seconds, got {self.max_clock_skew_seconds!r}")
         if self.idle_close_seconds < 0:
             raise ValueError(f"idle_close_seconds must be >= 0 (0 disables), got {self.idle_close_seconds}")
         if not 0 <= self.metrics_port < 65536:
@@ -161,11 +174,14 @@ class Settings:
             raise ValueError(f"input_context_turns (--context-turns) must be >= 0, got {self.input_context_turns}")
         if self.max_live_keys < 1:
             raise ValueError(f"max_live_keys must be >= 1, got {self.max_live_keys}")
+        if not 0 <= self.alert_examples <= 100:
+            raise ValueError(f"alert_examples must be 0 to 100 event ids, got {self.alert_examples}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
 
-    def alert_policy(self):  # noqa: ANN201 - returns valuedrift.streams.alerting.AlertPolicy
-        """The alert policy these settings describe."""
+    def alert_policy(self, categories: tuple | None = None):  # noqa: ANN201 - returns alerting.AlertPolicy
+        """The alert policy these settings describe (``categories``: the classifier taxonomy's, for the names and
+        directions alerts give)."""
         def names(csv: str) -> tuple[str, ...]:
             return tuple(r.strip() for r in csv.split(",") if r.strip())
 
@@ -174,7 +190,8 @@ class Settings:
                            trend_windows=self.trend_windows, rules=names(self.alert_rules),
                            signals=names(self.alert_signals), combine=combine, k=k, n=n,
                            clear_windows=self.alert_clear_windows, cooldown_windows=self.alert_cooldown_windows,
-                           family_size=self.alert_keys)
+                           family_size=self.alert_keys, min_n=self.alert_min_n, examples=self.alert_examples,
+                           categories=categories)
 
     def window_config(self, categories: tuple[str, ...], confusion: Any = None):  # noqa: ANN201 - WindowConfig
         """The window configuration for a taxonomy's category codes and, unless ``correct_confusion`` is
@@ -184,7 +201,7 @@ class Settings:
         matrix = tuple(tuple(float(x) for x in row) for row in confusion) if confusion and self.correct_confusion \
             else None
         return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories,
-                            confusion=matrix)
+                            confusion=matrix, min_n=self.alert_min_n, examples=self.alert_examples)
 
     def adapter_config(self):  # noqa: ANN201 - returns valuedrift.streams.adapters.AdapterConfig
         """How input messages map onto response events (ValueError names a bad format or map)."""

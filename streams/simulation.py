@@ -86,9 +86,24 @@ class SimulatedKey:
         return [plugin_entropy(list(p)) for p in self.probs]
 
 
-def sample(key: str, probs: list[np.ndarray], k: int, rng: np.random.Generator) -> SimulatedKey:
-    counts = np.stack([rng.multinomial(k, p / p.sum()) for p in probs])
+def sample(key: str, probs: list[np.ndarray], k: int | Sequence[int], rng: np.random.Generator) -> SimulatedKey:
+    """k responses per step drawn from each step's probabilities (``k``: one number, or one per step)."""
+    ks = [k] * len(probs) if isinstance(k, int) else list(k)
+    counts = np.stack([rng.multinomial(n, p / p.sum()) for n, p in zip(ks, probs, strict=True)])
     return SimulatedKey(key, probs, counts)
+
+
+def ebb_and_flow(steps: int, rng: np.random.Generator, low: float = 5.0, high: float = 100.0,
+                 period: int = 48) -> list[int]:
+    """Responses per window of a key whose traffic follows a day: a Poisson count around a mean that swings
+    between ``low`` and ``high`` over ``period`` windows (at least 1: an empty window is never emitted).
+
+    >>> ks = ebb_and_flow(96, np.random.default_rng(0))
+    >>> min(ks) >= 1, 60 < max(ks) < 140
+    (True, True)
+    """
+    means = [low + (high - low) * (1 - math.cos(2 * math.pi * t / period)) / 2 for t in range(steps)]
+    return [max(1, int(rng.poisson(m))) for m in means]
 
 
 def scenario_probs(scenario: str, steps: int, sigma: float = 0.0125, jump: float = 0.1, onset: int | None = None,

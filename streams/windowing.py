@@ -27,14 +27,20 @@ True
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from valuedrift.classifier.taxonomy import CATEGORY_CODES
+from valuedrift.streams.blocks import DEFAULT_MIN_N
 from valuedrift.streams.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
 from valuedrift.streams.estimators import confusion_corrected
 from valuedrift.streams.records import WindowStatistic
+
+DEFAULT_EXAMPLES = 5  # example event ids a window keeps per category
+MIN_WINDOW_SECONDS = 1.0  # shorter windows hold too few events to mean anything, and ids are kept to the ms
 
 
 @dataclass(frozen=True)
@@ -45,13 +51,16 @@ class WindowConfig:
     lateness: float = 30.0
     categories: tuple[str, ...] = CATEGORY_CODES
     confusion: tuple[tuple[float, ...], ...] | None = None  # classifier's held-out confusion (true x predicted)
+    min_n: int = DEFAULT_MIN_N  # a window with fewer responses is marked insufficient (the rules merge it forward)
+    examples: int = DEFAULT_EXAMPLES  # event ids kept per window and category, for alerts to point at (0: none)
 
     def __post_init__(self) -> None:
         k = len(self.categories)
         if self.confusion is not None and (len(self.confusion) != k or any(len(r) != k for r in self.confusion)):
             raise ValueError(f"the confusion matrix must be {k}x{k} for categories {list(self.categories)}")
-        if not self.size > 0:
-            raise ValueError(f"window size must be > 0 seconds, got {self.size!r}")
+        if not (self.size >= MIN_WINDOW_SECONDS and math.isfinite(self.size)):
+            raise ValueError(f"window size must be at least {MIN_WINDOW_SECONDS:g} s, got {self.size!r}: use e.g. "
+                             f"60s or 5m")
         if not self.lateness >= 0:
             raise ValueError(f"allowed lateness must be >= 0 seconds, got {self.lateness!r}")
         # computed once: they are read for every event (not fields, so equality and repr are unchanged)
@@ -65,6 +74,32 @@ class WindowConfig:
     @property
     def lateness_ms(self) -> int:
         return self._lateness_ms  # type: ignore[attr-defined,no-any-return]
+
+
+def example_rank(event_id: str) -> str:
+    """The order in which a window keeps example ids: by SHA-256 of the id, so any arrival order (live, replay,
+    a redelivery) keeps the same ones."""
+    return hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def keep_example(kept: list[str], event_id: str, cap: int) -> None:
+    """Add ``event_id`` to ``kept`` (at most ``cap`` ids, the lowest ``example_rank`` first).
+
+    >>> kept = []
+    >>> for i in ["e1", "e2", "e3", "e4"]:
+    ...     keep_example(kept, i, 2)
+    >>> kept == sorted(["e1", "e2", "e3", "e4"], key=example_rank)[:2]
+    True
+    """
+    if event_id in kept:
+        return
+    if len(kept) < cap:
+        kept.append(event_id)
+    elif cap and example_rank(event_id) < example_rank(kept[-1]):
+        kept[-1] = event_id
+    else:
+        return
+    kept.sort(key=example_rank)
 
 
 MAX_VERSIONS_PER_WINDOW = 8  # distinct classifier versions kept per window (a rolling upgrade needs 2)
@@ -85,7 +120,8 @@ def window_statistic(key: str, start: float, end: float, categories: Sequence[st
                      prob_sums: Sequence[float] | None, closed_by: str,
                      prev: tuple[float, float, float] | None,
                      confusion: Sequence[Sequence[float]] | None = None,
-                     versions: Sequence[str] = (), prev_versions: Sequence[str] | None = None) -> WindowStatistic:
+                     versions: Sequence[str] = (), prev_versions: Sequence[str] | None = None,
+                     min_n: int = DEFAULT_MIN_N, examples: dict[str, list[str]] | None = None) -> WindowStatistic:
     """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one.
 
     With the classifier's held-out ``confusion`` matrix, ``entropy_corrected`` is the entropy of the
@@ -111,6 +147,7 @@ def window_statistic(key: str, start: float, end: float, categories: Sequence[st
         entropy=s, entropy_se=se, entropy_mm=miller_madow_entropy(counts), entropy_soft=soft,
         entropy_corrected=corrected,
         delta_entropy=d, delta_se=dse, prev_window_start=prev_start, closed_by=closed_by,  # type: ignore[arg-type]
+        insufficient=n < min_n, examples={c: list(v) for c, v in (examples or {}).items() if v},
         classifier_versions=sorted(versions),
         classifier_changed=bool(versions) and prev_versions is not None and set(versions) != set(prev_versions),
     )
@@ -120,7 +157,7 @@ class KeyWindows:
     """The open windows and watermark of one monitored key; serialisable with ``to_dict``."""
 
     __slots__ = ("open", "max_event_ms", "closed_until_ms", "prev", "offsets", "late", "partition", "versions",
-                 "prev_versions")
+                 "prev_versions", "seen_at", "examples")
 
     def __init__(self) -> None:
         # window start (ms) -> [n, counts..., prob sums...]
@@ -133,6 +170,8 @@ class KeyWindows:
         self.partition: int | None = None  # the stream partition this key's state lives on
         self.versions: dict[int, list[str]] = {}  # window start (ms) -> classifier versions of its events
         self.prev_versions: list[str] | None = None  # those of the last emitted window that had any
+        self.seen_at: float | None = None  # wall-clock time the worker applied the key's last event (idle-close)
+        self.examples: dict[int, dict[str, list[str]]] = {}  # window start (ms) -> category -> example ids
 
     def is_duplicate(self, partition: int, offset: int) -> bool:
         """Return True when this source offset was already applied (a redelivery after a crash)."""
@@ -148,13 +187,15 @@ class KeyWindows:
         *,
         source: tuple[int, int] | None = None,
         version: str | None = None,
+        event_id: str | None = None,
     ) -> AddResult:
         """Count one classified event; return the windows that closed because of it.
 
         ``source`` is the (partition, offset) of the event's original input
         message; an offset at or below the highest one already applied for
         that partition is a redelivery and is skipped. ``version`` is the
-        classifier's ``model_version`` that labelled it.
+        classifier's ``model_version`` that labelled it; ``event_id`` may be kept as one of the window's
+        examples of its category (``keep_example``).
         """
         if source is not None:
             if self.is_duplicate(*source):
@@ -177,6 +218,8 @@ class KeyWindows:
                 seen.append(version)
         ci = cfg.categories.index(category)
         acc[1 + ci] += 1
+        if event_id is not None and cfg.examples:
+            keep_example(self.examples.setdefault(start, {}).setdefault(category, []), event_id, cfg.examples)
         if probs is None:
             acc[1 + k + ci] += 1.0
         else:
@@ -210,7 +253,8 @@ class KeyWindows:
         k = len(cfg.categories)
         versions = self.versions.pop(start, [])
         stat = window_statistic(key, start / 1000, (start + cfg.size_ms) / 1000, cfg.categories, acc[1 : 1 + k],
-                                acc[1 + k :], closed_by, self.prev, cfg.confusion, versions, self.prev_versions)
+                                acc[1 + k :], closed_by, self.prev, cfg.confusion, versions, self.prev_versions,
+                                cfg.min_n, self.examples.pop(start, None))
         self.prev = (start, stat.entropy, stat.entropy_se)
         if versions:
             self.prev_versions = stat.classifier_versions
@@ -228,6 +272,8 @@ class KeyWindows:
             "partition": self.partition,
             "versions": {str(s): v for s, v in self.versions.items()},
             "prev_versions": self.prev_versions,
+            "seen_at": self.seen_at,
+            "examples": {str(s): v for s, v in self.examples.items()},
         }
 
     @classmethod
@@ -244,7 +290,24 @@ class KeyWindows:
         kw.partition = d.get("partition")
         kw.versions = {int(s): list(v) for s, v in d.get("versions", {}).items()}  # absent in older snapshots
         kw.prev_versions = d.get("prev_versions")
+        kw.seen_at = d.get("seen_at")
+        kw.examples = {int(s): {c: list(ids) for c, ids in v.items()} for s, v in d.get("examples", {}).items()}
         return kw
+
+
+def idle_since(seen_at: float | None, started_at: float, idle: float) -> float:
+    """When a key's silence began, for idle-close: the (persisted) time of its last event, so a restart does not
+    reset it; but a key already silent for ``idle`` when the worker started counts from the start, since its
+    events may still wait in the input topic.
+
+    >>> idle_since(100.0, started_at=130.0, idle=60.0)  # restarted 30 s after the last event: closes at 160
+    100.0
+    >>> idle_since(100.0, started_at=400.0, idle=60.0), idle_since(None, started_at=400.0, idle=60.0)
+    (400.0, 400.0)
+    """
+    if seen_at is None or started_at - seen_at >= idle:
+        return started_at
+    return seen_at
 
 
 class WindowEngine:
@@ -256,12 +319,12 @@ class WindowEngine:
 
     def add(
         self, key: str, event_time: float, category: str, probs: Sequence[float] | None = None,
-        version: str | None = None,
+        version: str | None = None, event_id: str | None = None,
     ) -> AddResult:
         kw = self.keys.get(key)
         if kw is None:
             kw = self.keys[key] = KeyWindows()
-        return kw.add(self.cfg, key, event_time, category, probs, version=version)
+        return kw.add(self.cfg, key, event_time, category, probs, version=version, event_id=event_id)
 
     def flush(self) -> list[WindowStatistic]:
         """Close every key's open windows at the end of the input, in key order."""

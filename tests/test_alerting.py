@@ -159,7 +159,7 @@ def test_a_classifier_change_restarts_the_series_instead_of_raising_drift():
     st = AlertState()
     for w in relabelled[:31]:
         evaluate(w, AlertPolicy(), st)
-    assert len(AlertState.from_dict(st.to_dict()).history) == 1 and st.classifier == ["v2"]
+    assert len(AlertState.from_dict(st.to_dict()).blocks) == 1 and st.classifier == ["v2"]
 
 
 def test_replaying_classified_records_across_a_classifier_upgrade_flags_the_first_window_after_it():

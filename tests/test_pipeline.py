@@ -75,7 +75,7 @@ def scenario(n_windows=8, per_window=15, seed=11):
 
 
 def test_exact_windows_alerts_and_dead_letters(settings, tmp_path):
-    settings = settings.replace(max_message_bytes=2048)
+    settings = settings.replace(max_message_bytes=2048, alert_min_n=1)  # every window a block: exact ΔS rules
     asyncio.run(ensure_topics(settings))
     events = [ev(0, "a", 1, "g1"), ev(1, "a", 10, "g1"), ev(2, "a", 20, "g3"), ev(3, "a", 30, "g1"),
               ev(4, "b", 5, "g5"), ev(5, "a", 61, "g4"), ev(6, "a", 70, "g4")]

@@ -291,6 +291,10 @@ def test_parquet_input_and_a_one_line_error_without_pyarrow(tmp_path):
     (["-i", "{src}", "--start-time", "noon"], "--start-time: 'noon' is not an ISO-8601 time"),
     (["-i", "{src}", "--order", "random"], "--order must be time or input"),
     (["-i", "{src}", "--window", "soon"], "'soon' is not a duration"),
+    (["-i", "{src}", "--window", "0"], "window_seconds (--window) must be at least 1 s"),
+    (["-i", "{src}", "--window", "0.5s"], "window_seconds (--window) must be at least 1 s"),
+    (["-i", "{src}", "--max-clock-skew", "0"], "max_clock_skew_seconds must be > 0"),
+    (["-i", "{src}", "--min-n", "0"], "min_n (responses per block) must be >= 1"),
     (["-i", "{src}", "--classifier", "gpt-judge"], "unknown classifier 'gpt-judge'"),
     (["-i", "{src}", "--from", "2030-01-01T00:00:00Z"], "no usable events in the input"),
     (["-i", "{src}", "--classified", "{src}/c.jsonl"], "cannot write"),
@@ -456,6 +460,8 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
         return [{k: v for k, v in w.items() if k != "closed_by"} for w in ws]
 
     assert same(canon_windows(live)) == same(from_file["windows"])
+    ids = [w["id"] for w in from_file["windows"]]
+    assert len(set(ids)) == len(ids) and all(i.endswith("/60s") for i in ids)
     assert sorted(a.id for a in live_alerts) == sorted(a["id"] for a in from_file["alerts"])
     r = cli("replay", "--topic", settings.topics.responses, "--broker", str(settings.broker), "--idle", "2s",
             "--from", T0, "--to", T0 + 3600, *ARGS, "--json", tmp_path / "topic.json")
