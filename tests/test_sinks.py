@@ -108,7 +108,7 @@ def test_jsonl_and_stdout_sinks_deliver_each_alert(tmp_path, capsys):
 def test_worker_serves_metrics_on_loopback_and_writes_alerts_to_a_jsonl_sink(settings, tmp_path):
     port = free_port()
     sink = tmp_path / "alerts.jsonl"
-    settings = settings.replace(metrics_port=port, alert_sinks=f"jsonl:{sink}")
+    settings = settings.replace(metrics_port=port, alert_sinks=f"jsonl:{sink}", alert_min_n=1)  # alerts on 15s
     asyncio.run(ensure_topics(settings))
     events = scenario(seed=41)
     with WorkerProcess(settings, tmp_path / "worker.log"):
