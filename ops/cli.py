@@ -111,6 +111,9 @@ def worker(
     trend_windows: Annotated[int | None, typer.Option(help="blocks in the trend test [20]")] = None,
     min_n: Annotated[int | None, typer.Option(
         help="responses the rules need to judge: smaller windows are merged with the next ones [100]")] = None,
+    page_on: Annotated[str | None, typer.Option(
+        help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
+             "episode even when S barely moves")] = None,
     rules: Annotated[str | None, typer.Option(
         help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin, ddm_g2, "
              "ddm_g4 [epsilon,delta_z,trend,page_hinkley]")] = None,
@@ -152,12 +155,13 @@ def worker(
     """Run a stream worker: classify → event-time windows → alerts."""
     from valuedrift.classifier.loading import load_classifier
     from valuedrift.ops.kafka import ensure_topics
+    from valuedrift.streams.alerting import check_page_on
     from valuedrift.streams.app import run_worker
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
         max_clock_skew_seconds=max_clock_skew, epsilon=epsilon, z_threshold=z, trend_z=trend_z,
-        trend_windows=trend_windows, alert_min_n=min_n, alert_rules=rules,
+        trend_windows=trend_windows, alert_min_n=min_n, alert_page_on=page_on, alert_rules=rules,
         alert_signals=signals, alert_combine=combine, alert_clear_windows=clear_windows,
         alert_cooldown_windows=cooldown_windows, alert_keys=keys,
         alert_sinks=",".join(alert_sink) if alert_sink else None, metrics_port=metrics_port,
@@ -169,6 +173,7 @@ def worker(
     )
     try:
         clf = load_classifier(settings.classifier, precision=settings.classifier_precision)
+        check_page_on(settings.alert_policy(), clf.taxonomy.codes)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
     quiet_kafka_logs()

@@ -58,6 +58,9 @@ def replay(
     trend_windows: Annotated[int | None, typer.Option(help="blocks in the trend test")] = None,
     min_n: Annotated[int | None, typer.Option(
         help="responses the rules need to judge: smaller windows are merged with the next ones [100]")] = None,
+    page_on: Annotated[str | None, typer.Option(
+        help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
+             "episode")] = None,
     rules: Annotated[str | None, typer.Option(help="alert rules, comma-separated")] = None,
     order: Annotated[str, typer.Option(
         help="time: replay in event-time order | input: in input order (reproduces a live run's late events)")]
@@ -105,7 +108,8 @@ def replay(
             fail(str(err))
     settings = load_settings(window_seconds=window, lateness_seconds=lateness, max_clock_skew_seconds=max_clock_skew,
                              epsilon=epsilon, z_threshold=z,
-                             trend_windows=trend_windows, alert_min_n=min_n, alert_rules=rules,
+                             trend_windows=trend_windows, alert_min_n=min_n, alert_page_on=page_on,
+                             alert_rules=rules,
                              classifier=classifier)
     try:
         step = parse_duration(time_step)

@@ -398,6 +398,15 @@ def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str,
     return None
 
 
+def _check_page_on(settings: Settings, codes: tuple[str, ...]) -> None:
+    from valuedrift.streams.alerting import check_page_on
+
+    try:
+        check_page_on(settings.alert_policy(), codes)
+    except ValueError as err:
+        raise ReplayError(str(err)) from None
+
+
 def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
            progress: Callable[[int], None] | None = None,
            emit: Callable[[ClassifiedResponse], None] | None = None) -> dict[str, Any]:
@@ -419,6 +428,7 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         if opts.order == "time":
             good.sort(key=lambda r: r.event_time)
         versions = sorted({r.model_version for r in good})
+        _check_page_on(settings, codes)
         card = labelling_card(versions, opts.classifier)  # the labelling model's confusion, when it is known here
         result = run_classified(_counting(good, tick), settings, codes, card[1] if card else None, emit=emit)
         classifier_info = {"spec": "none (already classified input)", "model_version": ",".join(versions) or None,
@@ -433,6 +443,7 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
             clf = load_classifier(opts.classifier, precision="int8")
         except (ValueError, FileNotFoundError, RuntimeError) as err:
             raise ReplayError(str(err)) from None
+        _check_page_on(settings, clf.taxonomy.codes)
         events = list(inp.events)
         if opts.order == "time":
             events.sort(key=lambda e: e.event_time)

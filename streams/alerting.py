@@ -52,7 +52,7 @@ from valuedrift.streams.blocks import (
     null_variance,
     trend_inputs,
 )
-from valuedrift.streams.changes import category_changes, grew, summary
+from valuedrift.streams.changes import category_changes, grew, rise_z, summary
 from valuedrift.streams.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
 from valuedrift.streams.records import Alert, WindowStatistic, format_time
 from valuedrift.streams.windowing import DEFAULT_EXAMPLES
@@ -91,6 +91,7 @@ class AlertPolicy:
     min_n: int = DEFAULT_MIN_N  # responses a block needs: smaller windows are merged forward (streams.blocks)
     examples: int = DEFAULT_EXAMPLES  # event ids per grown category in an alert's evidence
     categories: tuple[Category, ...] | None = None  # names and directions of the codes (None: a known taxonomy's)
+    page_on: tuple[str, ...] = ()  # categories whose significant rise opens a critical drift episode by itself
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rules if r not in RULES]
@@ -105,6 +106,8 @@ class AlertPolicy:
         unknown = [r for r in self.signals if r not in RULES]
         if unknown:
             raise ValueError(f"unknown signal rule(s) {unknown}; choose from {', '.join(RULES)}")
+        if any(not c or "," in c for c in self.page_on):
+            raise ValueError(f"page_on must name category codes, got {list(self.page_on)}")
         if self.family_size < 1:
             raise ValueError(f"family_size (number of monitored keys) must be >= 1, got {self.family_size}")
         if self.min_n < 1:
@@ -113,8 +116,9 @@ class AlertPolicy:
 
     @property
     def policy_config(self) -> PolicyConfig:
-        return PolicyConfig(signals=self.signals, combine=self.combine, k=self.k, n=self.n,
-                            clear_windows=self.clear_windows, cooldown_windows=self.cooldown_windows)
+        return PolicyConfig(signals=(*self.signals, *(share_rule(c) for c in self.page_on)), combine=self.combine,
+                            k=self.k, n=self.n, clear_windows=self.clear_windows,
+                            cooldown_windows=self.cooldown_windows)
 
     def adjusted_z(self, z: float) -> float:
         """The z threshold at the Bonferroni level p(z) / family_size.
@@ -125,6 +129,19 @@ class AlertPolicy:
         if self.family_size == 1:
             return z
         return NormalDist().inv_cdf(1 - two_sided_p(z) / (2 * self.family_size))
+
+
+def check_page_on(policy: AlertPolicy, codes: tuple[str, ...]) -> None:
+    """Raise ValueError when ``--page-on`` names a code the classifier does not have (it could never page)."""
+    unknown = [c for c in policy.page_on if c not in codes]
+    if unknown:
+        raise ValueError(f"--page-on {','.join(unknown)}: not a category of the classifier; use one of "
+                         f"{', '.join(codes)}")
+
+
+def share_rule(code: str) -> str:
+    """The name of the rule that pages on a rise in ``code``'s share (``--page-on``)."""
+    return f"share_{code}"
 
 
 def make_detector(rule: str, policy: AlertPolicy, seed: int = 0) -> Any:
@@ -362,6 +379,19 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
                               f"{w.monitor_key}: S moves {slope:+.3f} ± {se:.3f} nats per block over the last "
                               f"{policy.trend_windows} blocks (z = {z:+.1f}) at {when}", p_value=two_sided_p(z),
                               slope=slope, slope_se=se, trend_windows=[b.start for b in state.blocks]))
+    earlier = state.blocks[:-1]
+    for code in policy.page_on:
+        codes = tuple(w.counts)
+        if code not in codes or not earlier:
+            continue
+        i = codes.index(code)
+        base_hits, base_n = sum(b.counts[i] for b in earlier), sum(b.n for b in earlier)
+        z, limit = rise_z(block.counts[i], block.n, base_hits, base_n), policy.adjusted_z(policy.z)
+        if z > limit:
+            share, before = block.counts[i] / block.n, base_hits / base_n
+            out.append(_alert(w, m, share_rule(code), z, limit, "info",
+                              f"{w.monitor_key}: the {code} share rose {before:.0%} → {share:.0%} (z = {z:+.1f}) at "
+                              f"{when}".replace("%", " %"), p_value=two_sided_p(z) / 2))
     for rule in river_fired:
         if rule in BINARY_RULES:
             code = rule.split("_", 1)[1]
@@ -378,6 +408,8 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     by_rule = {a.rule: a for a in out}
     for rule, severity, evidence in step(state.policy, policy.policy_config, state.evaluated, set(by_rule)):
         if rule == "drift":
+            if any(r.startswith("share_") for r in evidence["rules"]):
+                severity = "critical"  # the user asked to be paged on this category (--page-on)
             ps = [by_rule[r].p_value for r in evidence["signals_now"] if by_rule[r].p_value is not None]
             msg = (f"{w.monitor_key}: drift in S ({', '.join(evidence['rules'])} within the last {policy.n} "
                    f"blocks; S = {block.entropy_mm:.3f} ± {m.evidence()['entropy_se']:.3f} nats) at {when}")

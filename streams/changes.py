@@ -72,6 +72,18 @@ def category_changes(codes: Sequence[str], baseline: Sequence[int], counts: Sequ
             "delta_entropy": plugin_entropy(counts) - plugin_entropy(baseline) if n1 and n0 else 0.0}
 
 
+def rise_z(hits: int, n: int, base_hits: int, base_n: int) -> float:
+    """z of a rise in one category's share against the baseline, under no change (pooled share, smoothed by half
+    a response each way so that a share of 0 in both still has a spread).
+
+    >>> round(rise_z(41, 100, 30, 1000), 1), round(rise_z(2, 100, 20, 1000), 1)
+    (14.7, 0.0)
+    """
+    pooled = (hits + base_hits + 0.5) / (n + base_n + 1)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / base_n))
+    return (hits / n - base_hits / base_n) / se
+
+
 def grew(changes: dict[str, Any]) -> list[str]:
     """The codes whose share rose significantly, largest rise first."""
     cats = changes["categories"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from valuedrift.classifier.base import Classifier
-from valuedrift.streams.alerting import AlertState, evaluate
+from valuedrift.streams.alerting import AlertState, check_page_on, evaluate
 from valuedrift.streams.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
 from valuedrift.streams.settings import Settings
 from valuedrift.streams.windowing import WindowEngine
@@ -38,6 +38,7 @@ class OfflineCore:
         self.codes = codes
         self.engine = WindowEngine(settings.window_config(codes, confusion))
         self.policy = settings.alert_policy()
+        check_page_on(self.policy, codes)
         self.windows: list[WindowStatistic] = []
         self.late = 0
 

@@ -129,6 +129,7 @@ class Settings:
     trend_z: float = _POLICY.trend_z
     trend_windows: int = _POLICY.trend_windows
     alert_min_n: int = _POLICY.min_n  # responses per block: smaller windows are merged forward before the rules
+    alert_page_on: str = ""  # comma-separated category codes whose significant rise pages by itself (critical)
     alert_examples: int = _POLICY.examples  # event ids per grown category in an alert (kept per window; 0 = none)
     alert_rules: str = ",".join(_POLICY.rules)
     alert_signals: str = ",".join(_POLICY.signals)  # rules whose firing opens a drift episode
@@ -191,7 +192,7 @@ class Settings:
                            signals=names(self.alert_signals), combine=combine, k=k, n=n,
                            clear_windows=self.alert_clear_windows, cooldown_windows=self.alert_cooldown_windows,
                            family_size=self.alert_keys, min_n=self.alert_min_n, examples=self.alert_examples,
-                           categories=categories)
+                           categories=categories, page_on=names(self.alert_page_on))
 
     def window_config(self, categories: tuple[str, ...], confusion: Any = None):  # noqa: ANN201 - WindowConfig
         """The window configuration for a taxonomy's category codes and, unless ``correct_confusion`` is

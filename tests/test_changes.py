@@ -71,3 +71,45 @@ def test_the_difference_interval_covers_at_small_n():
         lo, hi = difference_interval(a, n, b, n)
         covered += lo <= p1 - p0 <= hi
     assert 0.93 <= covered / 2000 <= 0.995
+
+
+def swap_records(seed: int = 9) -> list[ClassifiedResponse]:
+    """A g1 ↔ g2 swap at window 30: the same multiset of shares, so S does not move at all."""
+    rng = np.random.default_rng(seed)
+    before = np.asarray(BASE)
+    after = before[[1, 0, 2, 3, 4]]
+    out = []
+    for w in range(60):
+        p = before if w < 30 else after
+        for i, c in enumerate(rng.choice(5, size=100, p=p)):
+            code = CODES[int(c)]
+            out.append(ClassifiedResponse(id=f"s{w}-{i}", monitor_key="m", event_time=T0 + 60 * w + i * 0.5,
+                                          category=code, probs={x: float(x == code) for x in CODES},
+                                          model_version="m"))
+    return out
+
+
+def test_page_on_g2_pages_a_swap_that_leaves_the_entropy_where_it_was():
+    settings = Settings(window_seconds=60, lateness_seconds=0)
+    plain = run_classified(swap_records(), settings, CODES)
+    assert not [a for a in plain.alerts if a.rule in ("drift", "delta_z") and a.window_start < T0 + 31 * 60]
+    paged = run_classified(swap_records(), settings.replace(alert_page_on="g2"), CODES)
+    drift = [a for a in paged.alerts if a.rule == "drift"]
+    assert drift and drift[0].window_start == T0 + 30 * 60 and drift[0].severity == "critical"
+    assert "share_g2" in drift[0].evidence["rules"] and drift[0].evidence["top_change"] == "g2"
+
+
+def test_page_on_stays_quiet_on_stationary_traffic_and_rejects_unknown_codes():
+    rng = np.random.default_rng(4)
+    recs = []
+    for w in range(1000):
+        for i, c in enumerate(rng.choice(5, size=100, p=np.asarray(BASE))):
+            code = CODES[int(c)]
+            recs.append(ClassifiedResponse(id=f"q{w}-{i}", monitor_key="m", event_time=T0 + 60 * w + i * 0.5,
+                                           category=code, probs={x: float(x == code) for x in CODES},
+                                           model_version="m"))
+    settings = Settings(window_seconds=60, lateness_seconds=0, alert_page_on="g2,g4,g5")
+    alerts = run_classified(recs, settings, CODES).alerts
+    assert sum(a.rule.startswith("share_") for a in alerts) <= 1
+    with pytest.raises(ValueError, match="--page-on g7: not a category"):
+        run_classified(recs[:10], settings.replace(alert_page_on="g7"), CODES)
