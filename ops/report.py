@@ -299,6 +299,19 @@ def rates_table(rates: dict[str, Any], reference: str | None) -> str:
     return "".join(rows)
 
 
+def moved(evidence: dict[str, Any]) -> str:
+    """The top change of an alert, its share before and after with the interval, and the direction it means."""
+    top = evidence.get("top_change")
+    if not top:
+        return "—"
+    c = evidence["categories"][top]
+    examples = evidence.get("examples", {}).get(top, [])
+    return (f'<b>{esc(top)}</b> {c["baseline_share"]:.0%} → {c["share"]:.0%} '
+            f'({c["delta"] * 100:+.0f} pts [{c["ci_low"] * 100:.0f}, {c["ci_high"] * 100:.0f}])'
+            f'{"<br>" + esc(evidence["direction"]) if evidence.get("direction") else ""}'
+            f'{"<br><span class=muted>e.g. " + esc(", ".join(examples[:3])) + "</span>" if examples else ""}')
+
+
 def alerts_section(alerts: list[dict[str, Any]], limit: int = 300) -> str:
     if not alerts:
         return "<p>No alert fired.</p>"
@@ -315,12 +328,13 @@ def alerts_section(alerts: list[dict[str, Any]], limit: int = 300) -> str:
     if shown:
         out.append('<table class="alerts"><tr><th class="l">window start (UTC)</th><th class="l">key</th>'
                    '<th class="l">rule</th><th class="l">severity</th><th>statistic</th><th>p</th>'
-                   '<th class="l">message</th></tr>')
+                   '<th class="l">what moved</th><th class="l">message</th></tr>')
         for a in shown[:limit]:
             out.append(f'<tr><td class="l">{esc(_iso(a["window_start"]))}</td>'
                        f'<td class="l">{esc(a["monitor_key"])}</td>'
                        f'<td class="l">{esc(a["rule"])}</td><td class="l">{esc(a["severity"])}</td>'
                        f'<td>{num(a["statistic"])}</td><td>{pval(a.get("p_value"))}</td>'
+                       f'<td class="l moved">{moved(a.get("evidence", {}))}</td>'
                        f'<td class="l">{esc(a["message"])}</td></tr>')
         out.append("</table>")
         if len(shown) > limit:

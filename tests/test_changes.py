@@ -113,3 +113,16 @@ def test_page_on_stays_quiet_on_stationary_traffic_and_rejects_unknown_codes():
     assert sum(a.rule.startswith("share_") for a in alerts) <= 1
     with pytest.raises(ValueError, match="--page-on g7: not a category"):
         run_classified(recs[:10], settings.replace(alert_page_on="g7"), CODES)
+
+
+def test_the_report_shows_what_moved_and_escapes_it():
+    from valuedrift.ops.report import moved
+
+    recs = records(1, seed=1)
+    drift = next(a for a in run_classified(recs, Settings(window_seconds=60, lateness_seconds=0), CODES).alerts
+                 if a.rule == "drift")
+    cell = moved(drift.model_dump(mode="json")["evidence"])
+    assert cell.startswith("<b>g2</b>") and "toward harmful compliance" in cell and "e.g. r" in cell
+    assert moved({}) == "—"
+    assert "&lt;x&gt;" in moved({"top_change": "<x>", "categories": {"<x>": {
+        "baseline_share": 0.1, "share": 0.5, "delta": 0.4, "ci_low": 0.3, "ci_high": 0.5}}})
