@@ -172,6 +172,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             await entropy.send(key=st.monitor_key.encode(), value=st.to_bytes())
             metrics.windows.inc()
             metrics.entropy(st.monitor_key, st.entropy)
+            metrics.shares(st.monitor_key, st.counts)
 
     @app.agent(classified, name="windows")
     @stops_worker_on_failure("windows")
@@ -272,6 +273,9 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
             for a in fired:
                 await alerts.send(key=a.monitor_key.encode(), value=a.to_bytes())
                 metrics.alerts.labels(rule=a.rule, severity=a.severity).inc()
+                if a.rule == "drift" and a.evidence.get("top_change"):
+                    metrics.drift_moves.labels(category=a.evidence["top_change"],
+                                               direction=a.evidence.get("direction") or "down").inc()
                 sinks.publish(a)
             alert_state[st.monitor_key] = ast.to_dict()
 

@@ -40,11 +40,27 @@ class WorkerMetrics:
         self.live_keys = Gauge("valuedrift_live_keys", "monitored keys with open windows on this worker",
                                registry=r)
         self._entropy = Gauge("valuedrift_entropy_nats", "S of the key's latest closed window", ["key"], registry=r)
+        self._share = Gauge("valuedrift_category_share", "share of each category in the key's latest closed window",
+                            ["key", "category"], registry=r)
+        self.drift_moves = Counter("valuedrift_drift_moves", "drift alerts by the category that moved most and the "
+                                   "direction it means", ["category", "direction"], registry=r)
 
-    def entropy(self, key: str, value: float) -> None:
+    def _tracked(self, key: str) -> bool:
         if key in self._keys or len(self._keys) < self.max_keys:
             self._keys.add(key)
+            return True
+        return False
+
+    def entropy(self, key: str, value: float) -> None:
+        if self._tracked(key):
             self._entropy.labels(key=key).set(value)
+
+    def shares(self, key: str, counts: dict[str, int]) -> None:
+        """The category shares of a key's latest window (per-key series are capped like the entropy's)."""
+        n = sum(counts.values())
+        if n and self._tracked(key):
+            for code, c in counts.items():
+                self._share.labels(key=key, category=code).set(c / n)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -66,6 +66,8 @@ def test_prometheus_scrapes_the_worker_metrics_port_and_grafana_queries_exported
     assert str(target["port"]) == SERVICES["worker"]["environment"]["VALUEDRIFT_METRICS_PORT"]
     m = WorkerMetrics()
     m.entropy("k", 1.0)
+    m.shares("k", {"g1": 3, "g2": 1})
+    m.drift_moves.labels(category="g2", direction="toward harmful compliance").inc()
     m.lag.labels(partition="0").set(0)
     m.alerts.labels(rule="drift", severity="warning").inc()
     m.dead_letters.labels(stage="classify").inc()
