@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -249,6 +250,7 @@ def simulate(
     from valuedrift.ops.simulate import simulated_events
     from valuedrift.streams.settings import parse_duration
     from valuedrift.streams.simulation import SCENARIOS
+    from valuedrift.streams.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 
     scenario = scenario or ["stable", "drift"]
     bad = [s for s in scenario if s not in SCENARIOS]
@@ -256,9 +258,16 @@ def simulate(
         fail(f"unknown scenario {bad[0]!r}; choose from {', '.join(SCENARIOS)}")
     if (out is None) == (broker is None and topic is None):
         fail("give either --out FILE or --broker (and optionally --topic)")
+    if not (math.isfinite(sigma) and 0 <= sigma <= 1):
+        fail(f"--sigma must be a drift rate from 0 to 1 nats/step, got {sigma!r}")
+    if not (math.isfinite(jump) and abs(jump) <= math.log(1000)):
+        fail(f"--jump must be a finite entropy step in nats, got {jump!r}")
     try:
+        step_seconds = parse_duration(window)
+        if not MIN_WINDOW_SECONDS <= step_seconds <= MAX_WINDOW_SECONDS:
+            fail(f"--window must be from {MIN_WINDOW_SECONDS:g} s to a year, got {window!r}")
         texts = load_jsonl(corpus) if corpus else demo_corpus()
-        events = simulated_events(scenario, steps, k, seed, texts, parse_duration(window), sigma, jump, classified)
+        events = simulated_events(scenario, steps, k, seed, texts, step_seconds, sigma, jump, classified)
         if out is not None:
             n = 0
             with out.open("w") as fh:

@@ -27,7 +27,7 @@ from valuedrift.streams.alerting import AlertPolicy
 from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS
 from valuedrift.streams.security import KafkaSecurity
 from valuedrift.streams.topics import Topics
-from valuedrift.streams.windowing import MIN_WINDOW_SECONDS
+from valuedrift.streams.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 
 _POLICY = AlertPolicy()  # the alert defaults live in valuedrift.streams.alerting; settings only expose them
 
@@ -160,8 +160,8 @@ class Settings:
             raise ValueError(f"classifier precision (--precision, VALUEDRIFT_CLASSIFIER_PRECISION) must be "
                              f"{', '.join(PRECISION_CHOICES[:-1])} or {PRECISION_CHOICES[-1]}, "
                              f"got {self.classifier_precision!r}")
-        if not (self.window_seconds >= MIN_WINDOW_SECONDS and math.isfinite(self.window_seconds)):
-            raise ValueError(f"window_seconds (--window) must be at least {MIN_WINDOW_SECONDS:g} s, got "
+        if not MIN_WINDOW_SECONDS <= self.window_seconds <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"window_seconds (--window) must be from {MIN_WINDOW_SECONDS:g} s to a year, got "
                              f"{self.window_seconds!r}: use e.g. 60s or 5m")
         if not (self.lateness_seconds >= 0 and math.isfinite(self.lateness_seconds)):
             raise ValueError(f"lateness_seconds (--lateness) must be >= 0, got {self.lateness_seconds!r}")

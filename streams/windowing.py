@@ -28,7 +28,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from valuedrift.streams.records import WindowStatistic
 
 DEFAULT_EXAMPLES = 5  # example event ids a window keeps per category
 MIN_WINDOW_SECONDS = 1.0  # shorter windows hold too few events to mean anything, and ids are kept to the ms
+MAX_WINDOW_SECONDS = 366 * 86400.0  # a window of a year: longer ones are a typo
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,9 @@ class WindowConfig:
         k = len(self.categories)
         if self.confusion is not None and (len(self.confusion) != k or any(len(r) != k for r in self.confusion)):
             raise ValueError(f"the confusion matrix must be {k}x{k} for categories {list(self.categories)}")
-        if not (self.size >= MIN_WINDOW_SECONDS and math.isfinite(self.size)):
-            raise ValueError(f"window size must be at least {MIN_WINDOW_SECONDS:g} s, got {self.size!r}: use e.g. "
-                             f"60s or 5m")
+        if not MIN_WINDOW_SECONDS <= self.size <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"window size must be from {MIN_WINDOW_SECONDS:g} s to a year, got {self.size!r}: use "
+                             f"e.g. 60s or 5m")
         if not self.lateness >= 0:
             raise ValueError(f"allowed lateness must be >= 0 seconds, got {self.lateness!r}")
         # computed once: they are read for every event (not fields, so equality and repr are unchanged)

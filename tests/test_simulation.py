@@ -52,3 +52,19 @@ def test_simulate_cli_is_deterministic(tmp_path):
     a, b = run(tmp_path / "a.jsonl"), run(tmp_path / "b.jsonl")
     assert a == b and len(a.splitlines()) == 12
     assert json.loads(a.splitlines()[0])["monitor_key"] == "sim-jump"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--window", "0"], "--window must be from 1 s to a year"),
+    (["--window", "0.5s"], "--window must be from 1 s to a year"),
+    (["--window", "99999999999999999999d"], "--window must be from 1 s to a year"),
+    (["--sigma", "nan"], "--sigma must be a drift rate from 0 to 1"),
+    (["--sigma", "-0.01"], "--sigma must be a drift rate from 0 to 1"),
+    (["--jump", "inf"], "--jump must be a finite entropy step"),
+])
+def test_simulate_rejects_silly_values_in_one_line(tmp_path, args, fragment):
+    r = subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", "simulate", "--steps", "2", "--k", "3",
+                        "--out", str(tmp_path / "s.jsonl"), *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and fragment in r.stderr, r.stderr
+    assert not (tmp_path / "s.jsonl").exists()
