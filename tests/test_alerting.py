@@ -2,29 +2,8 @@ import random
 
 import pytest
 from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate, trend_slope, two_sided_p
-from valuedrift.streams.windowing import WindowConfig, WindowEngine
 
-T0 = 1767225600.0
-
-
-def windows_from(probs_per_window, k=100, seed=0):
-    """Simulate k categorical draws per window and return the closed window statistics."""
-    rng = random.Random(seed)
-    eng = WindowEngine(WindowConfig(size=60, lateness=0))
-    out = []
-    codes = ["g1", "g2", "g3", "g4", "g5"]
-    for w, p in enumerate(probs_per_window):
-        for i in range(k):
-            out.extend(eng.add("k", T0 + 60 * w + i * 60 / k, rng.choices(codes, weights=p)[0]).closed)
-    return out + eng.flush()
-
-
-def run_rules(stats, policy=AlertPolicy()):
-    st = AlertState()
-    return [a for w in stats for a in evaluate(w, policy, st)]
-
-
-P = (0.6, 0.2, 0.1, 0.05, 0.05)
+from tests.helpers import T0, P, run_rules, windows_from
 
 
 def test_epsilon_rule_fires_on_almost_every_window_without_change():

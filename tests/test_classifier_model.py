@@ -63,6 +63,7 @@ def torch_logits(adapter: Path, enc: PairEncoder, ex: list[Example], backbone_di
         return model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
 
 
+@pytest.mark.slow  # trains a model: run alone with `make test-slow`
 def test_t5_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
     data, ex = corpus_splits
     t5 = tiny_t5(tmp_path / "t5", [e.prompt + " " + e.response for e in ex])
@@ -357,6 +358,7 @@ def test_evaluate_cli_bad_file_is_one_line(tmp_path):
                                                           "per line: id, prompt, response, label)")
 
 
+@pytest.mark.slow  # trains a model: run alone with `make test-slow`
 def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus_splits):
     from safetensors.torch import load_file, save_file
     from valuedrift.classifier.datasets import load_jsonl
@@ -386,6 +388,7 @@ def test_training_can_start_from_an_adapter_such_as_the_default(tmp_path, corpus
               progress=False, init=partial)
 
 
+@pytest.mark.slow  # trains a model: run alone with `make test-slow`
 def test_oversampling_a_source_repeats_its_pairs_in_each_epoch(tmp_path, corpus_splits):
     from dataclasses import replace
 

@@ -1,9 +1,9 @@
 """The command line: --help everywhere, and bad input gives one line naming the problem, never a traceback."""
 
-import subprocess
-import sys
 
 import pytest
+
+from tests.helpers import cli
 
 COMMANDS = ["broker", "worker", "topics", "schemas", "demo", "simulate", "replay", "probe", "soak", "sampler run",
             "sampler bench", "classifier train", "classifier evaluate", "classifier card", "bench detectors",
@@ -11,8 +11,7 @@ COMMANDS = ["broker", "worker", "topics", "schemas", "demo", "simulate", "replay
 
 
 def run(*args, env=None, timeout=60):
-    return subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return cli(*args, env=env, timeout=timeout)
 
 
 @pytest.mark.parametrize("cmd", [[], *(c.split() for c in COMMANDS)])

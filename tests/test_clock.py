@@ -13,7 +13,7 @@ from valuedrift.ops.kafka import ensure_topics, read_topic
 from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.records import DeadLetter, ResponseEvent
 
-from tests.test_pipeline import produce, windows_of
+from tests.helpers import produce, windows_of
 from tests.texts import PAIRS
 
 T0 = 1767225600.0  # 2026-01-01

@@ -17,7 +17,7 @@ from valuedrift.ops.kafka import ensure_topics
 from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.offline import run_offline
 
-from tests.test_pipeline import alerts_of, comparable, produce, scenario, windows_of
+from tests.helpers import alerts_of, comparable, produce, scenario, windows_of
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.offline import run_offline
 from valuedrift.streams.records import ClassifiedResponse, DeadLetter, ResponseEvent, WindowStatistic, pack_lines
 
-from tests.test_pipeline import T0, comparable, ev, scenario, windows_of
+from tests.helpers import T0, comparable, ev, scenario, windows_of
 from tests.texts import PAIRS
 
 pytestmark = pytest.mark.integration

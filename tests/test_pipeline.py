@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
 import urllib.request
 
 import pytest
@@ -13,67 +11,15 @@ from valuedrift.classifier.corpus import demo_corpus
 from valuedrift.classifier.loading import load_classifier
 from valuedrift.classifier.rules import RuleClassifier
 from valuedrift.ops.broker import free_port
-from valuedrift.ops.kafka import ensure_topics, read_topic, send_all
+from valuedrift.ops.kafka import ensure_topics, read_topic
 from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.entropy import entropy_se, plugin_entropy
 from valuedrift.streams.offline import run_offline
-from valuedrift.streams.records import Alert, DeadLetter, ResponseEvent, WindowStatistic
+from valuedrift.streams.records import DeadLetter, ResponseEvent
 
-from tests.texts import PAIRS
+from tests.helpers import T0, alerts_of, comparable, ev, produce, scenario, windows_of
 
 pytestmark = pytest.mark.integration
-
-T0 = 1767225600.0
-
-
-def ev(i: int, key: str, t: float, code: str) -> ResponseEvent:
-    prompt, response = PAIRS[code]
-    return ResponseEvent(id=f"{key}-{i}", monitor_key=key, event_time=T0 + t, prompt=prompt, response=response)
-
-
-def produce(settings, events, extra=()):
-    msgs = [(e.monitor_key.encode(), e.to_bytes()) for e in events] + list(extra)
-    asyncio.run(send_all(settings.broker, settings.topics.responses, msgs))
-
-
-def windows_of(settings, expect, timeout=90.0):
-    """Every window statistic on the entropy topic, once ``expect`` distinct windows are there (or at timeout).
-
-    After a crash a window may be emitted twice, so the count of messages alone can reach ``expect`` early.
-    """
-    deadline = time.monotonic() + timeout
-    want = expect
-    while True:
-        raw = asyncio.run(read_topic(settings.broker, settings.topics.entropy, expect=want,
-                                     timeout=max(deadline - time.monotonic(), 1.0)))
-        ws = [WindowStatistic.parse_bytes(r) for r in raw]
-        missing = expect - len({w.id for w in ws})
-        if missing <= 0 or time.monotonic() >= deadline:
-            return ws
-        want = len(raw) + missing
-
-
-def alerts_of(settings, idle=3.0):
-    raw = asyncio.run(read_topic(settings.broker, settings.topics.alerts, timeout=30, idle=idle))
-    return [Alert.parse_bytes(r) for r in raw]
-
-
-def comparable(ws):
-    return sorted((w.monitor_key, w.window_start, w.n, tuple(w.counts.items()), round(w.entropy, 12),
-                   None if w.delta_entropy is None else round(w.delta_entropy, 12)) for w in ws)
-
-
-def scenario(n_windows=8, per_window=15, seed=11, drift_to=("g2", "g4", "g5")):
-    """alpha answers across all categories throughout; beta from window 4 on only in ``drift_to``."""
-    rng = random.Random(seed)
-    out = []
-    for w in range(n_windows):
-        for key in ("alpha", "beta"):
-            for i in range(per_window):
-                code = rng.choice(list(PAIRS)) if key == "alpha" or w < 4 else rng.choice(list(drift_to))
-                out.append(ev(len(out), key, w * 60 + (i + 0.5) * 60 / per_window, code))
-    return out
-
 
 def test_exact_windows_alerts_and_dead_letters(settings, tmp_path):
     settings = settings.replace(max_message_bytes=2048, alert_min_n=1)  # every window a block: exact ΔS rules

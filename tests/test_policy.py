@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate
 from valuedrift.streams.policy import PolicyConfig, PolicyState, step
 
-from tests.test_alerting import T0, P, windows_from
+from tests.helpers import T0, P, windows_from
 
 RULE_SETS = st.lists(st.sets(st.sampled_from(["delta_z", "trend", "page_hinkley", "epsilon"])), max_size=80)
 

@@ -21,6 +21,7 @@ from valuedrift.streams.offline import run_offline
 from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, WindowStatistic
 from valuedrift.streams.settings import Settings
 
+from tests.helpers import cli
 from tests.texts import PAIRS
 
 T0 = 1767225600.0
@@ -48,9 +49,6 @@ def write_jsonl(path: Path, records) -> Path:
     return path
 
 
-def cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "valuedrift.ops.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 def one_line_error(r, fragment):
@@ -445,7 +443,7 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
     from valuedrift.ops.kafka import ensure_topics
     from valuedrift.ops.worker_process import WorkerProcess
 
-    from tests.test_pipeline import alerts_of, produce, windows_of
+    from tests.helpers import alerts_of, produce, windows_of
 
     asyncio.run(ensure_topics(settings))
     events = scenario()

@@ -46,7 +46,7 @@ def test_broker_urls_carry_the_environment_security_except_the_embedded_broker(m
 def test_a_bad_security_environment_is_a_one_line_cli_error():
     import os
 
-    from tests.test_cli import run
+    from tests.helpers import cli as run
 
     env = {**os.environ, "VALUEDRIFT_SECURITY_PROTOCOL": "SASL_SSL"}
     r = run("topics", "--broker", "kafka://127.0.0.1:1", env=env)

@@ -14,7 +14,7 @@ from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.records import Alert
 from valuedrift.streams.sinks import SIGNATURE_HEADER, AlertSinks, Sink, parse_sink, sign
 
-from tests.test_pipeline import alerts_of, produce, scenario, windows_of
+from tests.helpers import alerts_of, produce, scenario, windows_of
 
 ALERT = Alert(id="m@2026-01-01T00:00:00Z/drift", monitor_key="m", window_start=0, window_end=60, rule="drift",
               statistic=1, threshold=1, severity="warning", message="drift")

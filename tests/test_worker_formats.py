@@ -15,7 +15,7 @@ from valuedrift.streams.adapters import AdapterConfig, adapt
 from valuedrift.streams.offline import run_offline
 from valuedrift.streams.records import DeadLetter
 
-from tests.test_pipeline import T0, comparable, windows_of
+from tests.helpers import T0, comparable, windows_of
 from tests.texts import PAIRS
 
 pytestmark = pytest.mark.integration
