@@ -15,6 +15,7 @@ from valuedrift.ops.cli_errors import fail
 from valuedrift.ops.cli_replay import replay as replay_command
 from valuedrift.ops.cli_sampler import app as sampler_app
 from valuedrift.ops.cli_sampler import probe as probe_command
+from valuedrift.ops.cli_webhook import app as webhook_app
 
 app = typer.Typer(
     name="valuedrift",
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(classifier_app, name="classifier")
 app.add_typer(bench_app, name="bench")
 app.add_typer(sampler_app, name="sampler")
+app.add_typer(webhook_app, name="webhook")
 app.command(name="probe")(probe_command)
 app.command(name="replay")(replay_command)
 
@@ -60,6 +62,8 @@ def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; impo
             if isinstance(overrides.get(name), str):
                 overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
         settings = Settings.from_env(**overrides)
+        for warning in settings.broker.security.warnings():
+            typer.echo(f"warning: {warning}", err=True)
         settings.alert_policy()  # validates the rule names and thresholds
         settings.sink_specs  # noqa: B018 - validates the alert sinks
         settings.adapter_config()  # validates the input format and field map

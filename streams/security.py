@@ -66,6 +66,18 @@ class KafkaSecurity:
         if (self.certfile is None) != (self.keyfile is None):
             raise ValueError("mutual TLS needs both VALUEDRIFT_SSL_CERTFILE and VALUEDRIFT_SSL_KEYFILE")
 
+    def warnings(self) -> list[str]:
+        """What is allowed but unsafe: SASL credentials sent without TLS.
+
+        >>> KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "u", "p").warnings()[0][:52]
+        'SASL credentials go to the broker without encryption'
+        """
+        if self.protocol == "SASL_PLAINTEXT":
+            return ["SASL credentials go to the broker without encryption (VALUEDRIFT_SECURITY_PROTOCOL="
+                    "SASL_PLAINTEXT): anyone on the network path can read them; use SASL_SSL outside a trusted "
+                    "network"]
+        return []
+
     @property
     def sasl(self) -> bool:
         return self.protocol.startswith("SASL")

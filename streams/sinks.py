@@ -4,19 +4,15 @@ Each sink has a bounded queue and its own delivery task, so a slow or failing si
 pipeline: when its queue is full the alert is dropped *for that sink* and counted; deliveries that fail
 after the retries are counted and logged. The Kafka alerts topic stays the primary, durable output.
 
-Webhook deliveries are ``POST`` of the alert's JSON with ``X-Valuedrift-Signature: sha256=<hex>``, an
-HMAC-SHA256 of the body under the secret in ``VALUEDRIFT_WEBHOOK_SECRET`` (never on the command line),
-so receivers can check where an alert came from:
-
->>> sign(b'{"rule": "drift"}', b"secret")
-'sha256=d815142bbb1f7d5d2196e6f7e67565d2c82f87b477636b820cf277fbb71ba1a7'
+Webhook deliveries are ``POST`` of the alert's JSON, signed with the secret in ``VALUEDRIFT_WEBHOOK_SECRET``
+(never on the command line) over a time stamp, a delivery id and the body, so a receiver can check where an
+alert came from and refuse a replayed one (``valuedrift.streams.webhook_signature``; ``valuedrift webhook
+verify`` checks one from the shell). A webhook without a secret is sent unsigned, with a warning at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -26,15 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from valuedrift.streams.webhook_signature import DELIVERY_HEADER, new_delivery, signed_headers
+
 log = logging.getLogger("valuedrift.sinks")
 
-SIGNATURE_HEADER = "X-Valuedrift-Signature"
 KINDS = ("stdout", "jsonl", "webhook")
-
-
-def sign(body: bytes, secret: bytes) -> str:
-    """The signature header value of a webhook body."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def parse_sink(spec: str) -> tuple[str, str]:
@@ -98,7 +90,7 @@ class Sink:
                         self.stats.dropped)
             return False
 
-    async def _deliver_once(self, body: bytes) -> None:
+    async def _deliver_once(self, body: bytes, delivery: str) -> None:
         if self.kind == "stdout":
             sys.stdout.write(body.decode() + "\n")
             sys.stdout.flush()
@@ -110,9 +102,9 @@ class Sink:
 
             if self.session is None:
                 self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-            headers = {"Content-Type": "application/json"}
-            if self.secret:
-                headers[SIGNATURE_HEADER] = sign(body, self.secret)
+            headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery}
+            if self.secret:  # signed per attempt: each retry carries a fresh time stamp, the same delivery id
+                headers.update(signed_headers(body, self.secret, delivery=delivery))
             async with self.session.post(self.target, data=body, headers=headers) as resp:
                 if resp.status >= 300:
                     raise RuntimeError(f"HTTP {resp.status}")
@@ -120,9 +112,10 @@ class Sink:
     async def _run(self) -> None:
         while True:
             body = await self.queue.get()
+            delivery = new_delivery()
             for attempt in range(self.retries + 1):
                 try:
-                    await self._deliver_once(body)
+                    await self._deliver_once(body, delivery)
                     self.stats.delivered += 1
                     break
                 except asyncio.CancelledError:
@@ -166,6 +159,10 @@ class AlertSinks:
         secret = env.get("VALUEDRIFT_WEBHOOK_SECRET")
         self.sinks = [Sink(kind, target, secret=secret.encode() if secret else None, **options)
                       for kind, target in (parse_sink(s) for s in specs if s.strip())]
+        for sink in self.sinks:
+            if sink.kind == "webhook" and not secret:
+                log.warning("alert sink %s: VALUEDRIFT_WEBHOOK_SECRET is not set, so its deliveries go unsigned and "
+                            "a receiver cannot tell them from forgeries", sink.name)
 
     def publish(self, alert: Any) -> None:
         body = alert.to_bytes() if hasattr(alert, "to_bytes") else json.dumps(alert).encode()

@@ -52,3 +52,16 @@ def test_a_bad_security_environment_is_a_one_line_cli_error():
     r = run("topics", "--broker", "kafka://127.0.0.1:1", env=env)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "SASL_MECHANISM" in r.stderr
+
+
+def test_sasl_over_plaintext_warns_and_tls_does_not():
+    import os
+
+    from tests.helpers import cli as run
+
+    creds = {"VALUEDRIFT_SASL_MECHANISM": "PLAIN", "VALUEDRIFT_SASL_USERNAME": "u", "VALUEDRIFT_SASL_PASSWORD": "p"}
+    plain = run("topics", "--broker", "kafka://127.0.0.1:1",
+                env={**os.environ, **creds, "VALUEDRIFT_SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+    assert plain.stderr.startswith("warning: SASL credentials go to the broker without encryption")
+    assert "Traceback" not in plain.stderr and plain.returncode != 0  # nothing listens on port 1
+    assert KafkaSecurity("SASL_SSL", "PLAIN", "u", "p").warnings() == []

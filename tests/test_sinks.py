@@ -12,7 +12,8 @@ from valuedrift.ops.broker import free_port
 from valuedrift.ops.kafka import ensure_topics
 from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.records import Alert
-from valuedrift.streams.sinks import SIGNATURE_HEADER, AlertSinks, Sink, parse_sink, sign
+from valuedrift.streams.sinks import AlertSinks, Sink, parse_sink
+from valuedrift.streams.webhook_signature import DELIVERY_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 
 from tests.helpers import alerts_of, produce, scenario, windows_of
 
@@ -73,7 +74,24 @@ def test_webhook_is_signed_retried_after_5xx_and_a_timeout_is_counted_not_raised
     hook, st, undelivered = asyncio.run(main())
     assert st.delivered == 1 and st.failed == 1 and undelivered == ["failed"]
     assert hook.bodies == [ALERT.to_bytes()]
-    assert hook.headers[0][SIGNATURE_HEADER] == sign(ALERT.to_bytes(), b"k")
+    body, headers = hook.bodies[0], hook.headers[0]
+    verify(body, headers, b"k")  # what a receiver runs: authentic and fresh
+    ts = int(headers[TIMESTAMP_HEADER])
+    with pytest.raises(SignatureError, match="more than the tolerance"):
+        verify(body, headers, b"k", now=ts + 301)  # the same delivery replayed six minutes later
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body.replace(b"drift", b"DRIFT"), headers, b"k")  # tampered body
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body, {**headers, TIMESTAMP_HEADER: str(ts + 1)}, b"k")  # a time stamp moved to look fresh
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body, headers, b"other secret")
+    with pytest.raises(SignatureError, match="missing header"):
+        verify(body, {k: v for k, v in headers.items() if k != DELIVERY_HEADER}, b"k")
+
+
+def test_a_webhook_without_a_secret_warns_at_start(caplog):
+    AlertSinks(["webhook:http://127.0.0.1:9/hook"], environ={})
+    assert "VALUEDRIFT_WEBHOOK_SECRET is not set" in caplog.text
 
 
 def test_a_slow_sink_never_blocks_publishing_it_drops_and_counts(tmp_path):
@@ -128,3 +146,26 @@ def test_worker_serves_metrics_on_loopback_and_writes_alerts_to_a_jsonl_sink(set
     assert 'valuedrift_entropy_nats{key="alpha"}' in values
     assert sum(v for k, v in values.items() if k.startswith("valuedrift_alerts_total")) == len(alerts)
     assert sorted(json.loads(x)["id"] for x in sink.read_text().splitlines()) == sorted(a.id for a in alerts)
+
+
+def test_webhook_verify_command_accepts_a_fresh_delivery_and_refuses_others(tmp_path):
+    import os
+
+    from valuedrift.streams.webhook_signature import SIGNATURE_HEADER, signed_headers
+
+    from tests.helpers import cli
+
+    body = tmp_path / "body.json"
+    body.write_bytes(ALERT.to_bytes())
+    h = signed_headers(ALERT.to_bytes(), b"k")
+    args = ["webhook", "verify", "--body", body, "--timestamp", h[TIMESTAMP_HEADER], "--delivery",
+            h[DELIVERY_HEADER], "--signature", h[SIGNATURE_HEADER]]
+    env = {**os.environ, "VALUEDRIFT_WEBHOOK_SECRET": "k"}
+    ok = cli(*args, env=env)
+    assert ok.returncode == 0 and "is authentic and fresh" in ok.stdout, ok.stderr
+    bad = cli(*args, env={**env, "VALUEDRIFT_WEBHOOK_SECRET": "other"})
+    assert bad.returncode == 1 and bad.stderr.startswith("error: delivery") and "Traceback" not in bad.stderr
+    old = signed_headers(ALERT.to_bytes(), b"k", timestamp=int(h[TIMESTAMP_HEADER]) - 3600)
+    late = cli("webhook", "verify", "--body", body, "--timestamp", old[TIMESTAMP_HEADER], "--delivery",
+               old[DELIVERY_HEADER], "--signature", old[SIGNATURE_HEADER], env=env)
+    assert late.returncode == 1 and "more than the tolerance" in late.stderr
