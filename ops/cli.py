@@ -6,11 +6,12 @@ import asyncio
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from valuedrift.ops.cli_bench import app as bench_app
 from valuedrift.ops.cli_classifier import app as classifier_app
+from valuedrift.ops.cli_common import BrokerOpt, load_settings, quiet_kafka_logs, unreachable
 from valuedrift.ops.cli_errors import fail
 from valuedrift.ops.cli_replay import replay as replay_command
 from valuedrift.ops.cli_sampler import app as sampler_app
@@ -32,44 +33,6 @@ app.add_typer(sampler_app, name="sampler")
 app.add_typer(webhook_app, name="webhook")
 app.command(name="probe")(probe_command)
 app.command(name="replay")(replay_command)
-
-
-def unreachable(settings: object, err: Exception) -> NoReturn:
-    name = err.__class__.__name__
-    text = str(err) if str(err).startswith(name) else f"{name}: {err}"
-    fail(f"cannot reach the broker at {settings.broker}: {text}; start one with `valuedrift broker` or pass "  # type: ignore[attr-defined]
-         f"--broker", 1)
-
-
-def quiet_kafka_logs() -> None:
-    """aiokafka logs connection failures itself; the CLI reports them once, in one line."""
-    import logging
-
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
-
-BrokerOpt = Annotated[str | None, typer.Option(
-    "--broker", help="kafka://host:port[,host:port] for a Kafka cluster, tansu://host:port for the embedded "
-                     "broker [env VALUEDRIFT_BROKER; default kafka://127.0.0.1:9092]")]
-
-
-def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; imported lazily
-    from valuedrift.streams.settings import Settings, parse_duration
-
-    try:
-        for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds",
-                     "max_clock_skew_seconds"):
-            if isinstance(overrides.get(name), str):
-                overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
-        settings = Settings.from_env(**overrides)
-        for warning in settings.broker.security.warnings():
-            typer.echo(f"warning: {warning}", err=True)
-        settings.alert_policy()  # validates the rule names and thresholds
-        settings.sink_specs  # noqa: B018 - validates the alert sinks
-        settings.adapter_config()  # validates the input format and field map
-        return settings
-    except ValueError as err:
-        fail(str(err))
 
 
 @app.command()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from valuedrift.ops.cli_common import load_settings, quiet_kafka_logs
 from valuedrift.ops.cli_errors import fail
 
 
@@ -83,7 +84,6 @@ def replay(
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
 ) -> None:
     """Replay logged events offline (same classifier, windows, estimators and rules as the worker) → JSON + report."""
-    from valuedrift.ops.cli import load_settings, quiet_kafka_logs
     from valuedrift.ops.replay import (
         ClassifiedWriter,
         ReplayError,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from valuedrift.ops.cli_common import load_settings, quiet_kafka_logs, unreachable
 from valuedrift.ops.cli_errors import fail
 
 app = typer.Typer(help="The sampler: k sampled responses per probe request (transformers or an OpenAI-compatible "
@@ -88,7 +89,6 @@ def run(
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING... [INFO]")] = None,
 ) -> None:
     """Consume probe requests from the prompts topic; produce k response events per request to responses."""
-    from valuedrift.ops.cli import load_settings, quiet_kafka_logs, unreachable
     from valuedrift.sampler.retry import RetryPolicy
 
     settings = load_settings(broker=broker, topic_prefix=topic_prefix, partitions=partitions, app_id=app_id)
@@ -286,7 +286,6 @@ def probe(
         fail(f"invalid probe request: {'.'.join(map(str, first['loc'])) or 'record'}: {first['msg']}")
     except (ProbeSetError, ValueError) as err:
         fail(str(err))
-    from valuedrift.ops.cli import load_settings, quiet_kafka_logs, unreachable
     from valuedrift.ops.kafka import ensure_topics
     from valuedrift.sampler.service import run_probe
 
