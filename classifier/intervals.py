@@ -47,7 +47,11 @@ def paired_confusions(y_true: Sequence[str], predictions: Sequence[Sequence[str]
     differences between classifiers keep only the variation that is theirs."""
     k = len(labels)
     index = {c: i for i, c in enumerate(labels)}
-    _, cluster = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
+    # cluster ids in sorted order of the names, without a fixed-width string array: that would take
+    # pairs × longest name of memory, and a cluster name can be a whole prompt
+    names = list(clusters)
+    ids = {c: i for i, c in enumerate(sorted(set(names)))}
+    cluster = np.fromiter((ids[c] for c in names), dtype=np.int64, count=len(names))
     n_clusters = int(cluster.max()) + 1 if cluster.size else 0
     per_cluster = []
     for y_pred in predictions:

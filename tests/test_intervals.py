@@ -98,3 +98,19 @@ def test_a_paired_comparison_sees_a_small_consistent_gain_that_separate_interval
     flipped = compare_predictions(ex, b, a, CODES)
     assert flipped["accuracy"]["verdict"] == "b better"
     assert flipped["accuracy"]["interval"] == [-x for x in reversed(rep["accuracy"]["interval"])]
+
+
+def test_a_long_cluster_name_costs_its_length_once_not_once_per_pair():
+    """Cluster names can be whole prompts: 1,000 pairs and one 200 KB prompt must not build a 800 MB string array."""
+    import tracemalloc
+
+    from valuedrift.classifier.intervals import paired_confusions
+
+    labels = ["g1", "g2"]
+    clusters = ["x" * 200_000] + [f"p{i}" for i in range(999)]
+    truth = ["g1", "g2"] * 500
+    tracemalloc.start()
+    paired_confusions(truth, [truth], clusters, labels, resamples=50, seed=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MiB"
