@@ -24,6 +24,7 @@ import io
 import json
 import math
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -165,27 +166,47 @@ def _lines(path: Path, gz: bool) -> io.TextIOBase:
     return path.open("r", encoding="utf-8", errors="replace", newline="")
 
 
+CSV_FIELD_LIMIT = 16 * 2**20  # characters in one CSV field (Python's default, 128 KiB, is less than one long chat)
+
+
 def read_records(path: Path) -> Iterator[Decoded]:
-    """Yield (line, record, None) or (line, None, reason) for every record of a JSONL, CSV or Parquet file."""
+    """Yield (line, record, None) or (line, None, reason) for every record of a JSONL, CSV or Parquet file.
+
+    A bad record is yielded with its reason and reading goes on; a file cut short (a truncated ``.gz``) keeps
+    the records before the cut and yields one more, bad, that says so."""
     kind, gz = _kind(path)
     if kind == "parquet":
         yield from _parquet(path)
         return
+    n = 0
     try:
         with _lines(path, gz) as fh:
             if kind == "csv":
+                csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
                 reader = csv.DictReader(fh)
-                for row in reader:
-                    if None in row:
-                        yield reader.line_num, None, "more values than header columns"
+                while True:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error as err:  # one malformed row; the reader goes on after it
+                        n = reader.line_num
+                        yield n, None, f"unreadable CSV row: {err}"
                         continue
-                    yield reader.line_num, row, None
-                return
+                    n = reader.line_num
+                    if None in row:
+                        yield n, None, "more values than header columns"
+                        continue
+                    yield n, row, None
             for n, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
                 yield n, *_decode_json(line)
-    except (OSError, EOFError, csv.Error) as err:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        if n == 0:
+            raise ReplayError(f"input {path}: cannot read: {err}") from None
+        yield n + 1, None, f"the file ends early after line {n} ({err}); the records before are kept"
+    except OSError as err:
         raise ReplayError(f"input {path}: cannot read: {err}") from None
 
 
@@ -297,6 +318,8 @@ def read_files(paths: Iterable[Path], opts: ReplayOptions) -> ReplayInput:
     """Read every file in order; a bad record is counted (with the first reasons kept), never fatal."""
     reader = _Reader(opts)
     for path in paths:
+        if path.is_dir():
+            raise ReplayError(f"input {path}: is a folder; give the files in it (e.g. -i {path}/*.jsonl)")
         if not path.is_file():
             raise ReplayError(f"input {path}: no such file")
         source = SourceSummary(name=str(path), sha256=_sha256(path))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from valuedrift.classifier.rules import RuleClassifier
 from valuedrift.classifier.training_data import shared_data_dir
-from valuedrift.ops.replay import ReplayOptions, canonical_json, read_files, replay
+from valuedrift.ops.replay import ReplayError, ReplayOptions, canonical_json, read_files, replay
 from valuedrift.streams.offline import run_offline
 from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, WindowStatistic
 from valuedrift.streams.settings import Settings
@@ -502,3 +502,23 @@ def test_the_report_marks_where_the_classifier_changed(tmp_path):
     page = render_report(out)
     assert page.count('class="classifier-change"') == 2 and "the classifier changed to new-int8" in page
     assert page.count("since the classifier change at 2026-01-01T00:04:00Z") == 2
+
+
+def test_a_long_csv_field_and_a_truncated_gz_lose_no_valid_record(tmp_path):
+    events = scenario(n_windows=3)
+    rows = [{"id": e.id, "monitor_key": e.monitor_key, "event_time": e.event_time, "prompt": e.prompt,
+             "response": e.response} for e in events]
+    rows[5]["response"] = "long answer " * 20_000  # 240 KB, over the csv module's default field limit
+    with (tmp_path / "e.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    inp = read_files([tmp_path / "e.csv"], ReplayOptions(classifier="rules"))
+    assert inp.n_events == len(events) and inp.n_bad == 0
+    full = gzip.compress("".join(e.model_dump_json() + "\n" for e in events).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(full[: len(full) * 2 // 3])
+    inp = read_files([tmp_path / "cut.jsonl.gz"], ReplayOptions(classifier="rules"))
+    assert 0 < inp.n_events < len(events) and inp.n_bad == 1
+    assert "the file ends early" in inp.bad_examples[0] and "records before are kept" in inp.bad_examples[0]
+    with pytest.raises(ReplayError, match="is a folder"):
+        read_files([tmp_path], ReplayOptions(classifier="rules"))
