@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from valuedrift.ops.cli_common import load_settings, quiet_kafka_logs
-from valuedrift.ops.cli_errors import fail
+from valuedrift.ops.cli_errors import fail, printable
 
 
 def _field_map(specs: list[str] | None):  # noqa: ANN202 - returns valuedrift.streams.adapters.FieldMap
@@ -139,7 +139,8 @@ def replay(
             fail(f"no usable events in the input ({inp.n_bad} bad record(s), {inp.outside_range} outside "
                  f"--from/--to){first}", 1)
         if inp.n_bad:
-            typer.echo(f"warning: skipped {inp.n_bad} bad record(s); first: {inp.bad_examples[0]}", err=True)
+            typer.echo(f"warning: skipped {inp.n_bad} bad record(s); first: {printable(inp.bad_examples[0])}",
+                       err=True)
         try:  # opened before the run, so a bad path fails before minutes of classification
             sink = ClassifiedWriter(classified) if classified is not None else None
         except OSError as err:
@@ -206,8 +207,8 @@ def _summary(result: dict, json_out: Path | None, report: Path | None) -> None:
             s = r["suppression_percent"]
             extra = f"; suppression {s['value']:.1f}% [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
         since = f" since the classifier change at {r['classifier_change']['at']}" if r.get("classifier_change") else ""
-        typer.echo(f"  {key}: {r['windows']} windows{since}, mean S {r['mean_entropy']:.3f}, {slope}{extra}; alerts "
-                   + (", ".join(f"{k}×{v}" for k, v in sorted(rules.items())) or "none"))
+        typer.echo(f"  {printable(key)}: {r['windows']} windows{since}, mean S {r['mean_entropy']:.3f}, {slope}"
+                   f"{extra}; alerts " + (", ".join(f"{k}×{v}" for k, v in sorted(rules.items())) or "none"))
     for label, path in (("json", json_out), ("report", report)):
         if path is not None:
             typer.echo(f"{label}: {path}")

@@ -522,3 +522,13 @@ def test_a_long_csv_field_and_a_truncated_gz_lose_no_valid_record(tmp_path):
     assert "the file ends early" in inp.bad_examples[0] and "records before are kept" in inp.bad_examples[0]
     with pytest.raises(ReplayError, match="is a folder"):
         read_files([tmp_path], ReplayOptions(classifier="rules"))
+
+
+def test_terminal_output_escapes_control_characters_in_keys(tmp_path):
+    hostile = "model-\x1b]0;owned\x07\u202e"
+    events = [e.model_copy(update={"monitor_key": hostile}) for e in scenario(n_windows=2, keys=("alpha",))]
+    src = write_jsonl(tmp_path / "e.jsonl", events)
+    r = cli("replay", "-i", src, *ARGS)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\u202e" not in r.stdout
+    assert "model-\\x1b]0;owned\\x07\\u202e:" in r.stdout
