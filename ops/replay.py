@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from valuedrift.classifier.taxonomy import TAXONOMIES
-from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt
+from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt, detect_format
 from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
 from valuedrift.streams.offline import OfflineResult, run_classified, run_offline
 from valuedrift.streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
@@ -101,6 +101,7 @@ class SourceSummary:
     records: int = 0
     bad: int = 0
     events: int = 0
+    formats: dict[str, int] = field(default_factory=dict)  # with --format auto: records of each detected format
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,10 +228,6 @@ def _parquet(path: Path) -> Iterator[Decoded]:
         raise ReplayError(f"input {path}: cannot read Parquet: {err}") from None
 
 
-def _detect(obj: Any) -> str:
-    return "classified" if isinstance(obj, dict) and "category" in obj and "probs" in obj else "own"
-
-
 class _Reader:
     """Turns decoded records into events with the chosen format; counts bad records per source."""
 
@@ -239,17 +236,35 @@ class _Reader:
         self.result = ReplayInput(format=opts.format)
         self.read_at = time.time()  # the observed time of file records: none may claim a later one (streams.clock)
         self.index = 0  # records seen over all sources, good or bad: the record number for assigned times
-        self.adapter: AdapterConfig | None = None
+        self.adapters: dict[str, AdapterConfig] = {}
 
-    def _config(self) -> AdapterConfig:
-        if self.adapter is None:
-            fmt = self.result.format
+    def _config(self, fmt: str) -> AdapterConfig:
+        if fmt not in self.adapters:
             try:
-                self.adapter = AdapterConfig(fmt, self.opts.fields, self.opts.default_key, None,
-                                             self.opts.context_turns)
+                self.adapters[fmt] = AdapterConfig(fmt, self.opts.fields, self.opts.default_key, None,
+                                                   self.opts.context_turns)
             except AdapterError as err:
                 raise ReplayError(str(err)) from None
-        return self.adapter
+        return self.adapters[fmt]
+
+    def _format(self, source: SourceSummary, where: str, obj: Any) -> str | None:
+        """The record's format: the one asked for, or (``auto``) the one it looks like; None for a bad record."""
+        if self.opts.format != "auto":
+            return self.opts.format
+        fmt = detect_format(obj)
+        if fmt is None:
+            keys = ", ".join(sorted(map(str, obj))[:8]) if isinstance(obj, dict) else type(obj).__name__
+            self.result.bad(source, where, f"no input format fits this record (it has: {keys}); read it with "
+                                           f"--format mapped --map prompt=PATH,response=PATH,...")
+            return None
+        source.formats[fmt] = source.formats.get(fmt, 0) + 1
+        if self.result.format == "auto":
+            self.result.format = fmt
+        if (fmt == "classified") != (self.result.format == "classified"):
+            self.result.bad(source, where, f"a {fmt} record among {self.result.format} ones: classified records and "
+                                           f"raw responses are replayed separately")
+            return None
+        return fmt
 
     def feed(self, source: SourceSummary, where: str, obj: Any, error: str | None, fallback_id: str) -> None:
         index = self.index
@@ -258,12 +273,13 @@ class _Reader:
         if error is not None:
             self.result.bad(source, where, error)
             return
-        if self.result.format == "auto":
-            self.result.format = _detect(obj)
-        if self.result.format == "classified":
+        fmt = self._format(source, where, obj)
+        if fmt is None:
+            return
+        if fmt == "classified":
             self._classified(source, where, obj)
             return
-        cfg = self._config()
+        cfg = self._config(fmt)
         if self.opts.start_time is not None:
             cfg = dataclasses.replace(cfg, default_time=self.opts.start_time + index * self.opts.time_step)
         try:

@@ -481,6 +481,34 @@ _ADAPTERS: dict[str, Callable[[Any, AdapterConfig, str | None], list[ResponseEve
 }
 
 
+def detect_format(obj: Any) -> str | None:
+    """The input format a decoded record looks like: ``classified``, ``own``, ``openai`` or ``transcript``; None
+    when none fits (then ``--format mapped`` with ``--map`` reads it).
+
+    >>> detect_format({"id": "1", "monitor_key": "m", "event_time": 0, "prompt": "p", "response": "r"})
+    'own'
+    >>> detect_format({"messages": [{"role": "user", "content": "hi"}], "choices": []})
+    'openai'
+    >>> detect_format("Human: hi\\nAssistant: hello"), detect_format({"question": "q", "answer": "a"})
+    ('transcript', None)
+    """
+    if isinstance(obj, str):
+        return "transcript" if "Human:" in obj and "Assistant:" in obj else None
+    if not isinstance(obj, dict):
+        return None
+    if "category" in obj and "probs" in obj:
+        return "classified"
+    if "prompt" in obj and "response" in obj:
+        return "own"
+    if "choices" in obj or any(get_path(obj, p)[0] is not _MISSING for p in _OPENAI_MESSAGES):
+        return "openai"
+    if isinstance(obj.get("transcript"), str):
+        return "transcript"
+    if {"id", "monitor_key", "event_time", "prompt", "response"} & set(obj):
+        return "own"  # an own record with fields missing: its parser says which
+    return None
+
+
 def adapt(obj: Any, cfg: AdapterConfig, fallback_id: str | None = None) -> list[ResponseEvent]:
     """Map one decoded input record onto response events; raise AdapterError (only) when it cannot.
 

@@ -532,3 +532,23 @@ def test_terminal_output_escapes_control_characters_in_keys(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\u202e" not in r.stdout
     assert "model-\\x1b]0;owned\\x07\\u202e:" in r.stdout
+
+
+def test_auto_reads_each_record_in_the_format_it_is_in_and_names_the_fix_for_the_rest(tmp_path):
+    events = scenario(n_windows=2)
+    lines = [e.model_dump_json() for e in events[:30]]
+    for e in events[30:]:  # the same responses logged as OpenAI chat completions
+        lines.append(json.dumps({"id": e.id, "model": e.monitor_key, "created": e.event_time,
+                                 "messages": [{"role": "user", "content": e.prompt}],
+                                 "choices": [{"message": {"role": "assistant", "content": e.response}}]}))
+    lines.append(json.dumps({"question": "q", "answer": "a"}))
+    inp = read_files([write_lines(tmp_path / "mixed.jsonl", lines)], ReplayOptions(classifier="rules"))
+    assert inp.n_events == len(events) and inp.n_bad == 1
+    assert inp.sources[0].formats == {"own": 30, "openai": len(events) - 30}
+    assert "no input format fits this record (it has: answer, question)" in inp.bad_examples[0]
+    assert "--format mapped" in inp.bad_examples[0]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
