@@ -118,7 +118,8 @@ def replay(
                              start_time=_time(start_time, "--start-time"), time_step=step,
                              time_from=_time(time_from, "--from"), time_to=_time(time_to, "--to"), order=order,
                              reference=reference, classifier=settings.classifier,
-                             max_clock_skew=settings.max_clock_skew_seconds)
+                             max_clock_skew=settings.max_clock_skew_seconds,
+                             max_message_bytes=settings.max_message_bytes)
     except ValueError as err:
         fail(str(err))
     try:

@@ -37,7 +37,14 @@ from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, a
 from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
 from valuedrift.streams.offline import OfflineResult, run_classified, run_offline
 from valuedrift.streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
-from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, format_time, is_tick, split_lines
+from valuedrift.streams.records import (
+    ClassifiedResponse,
+    ResponseEvent,
+    format_time,
+    is_tick,
+    message_problem,
+    split_lines,
+)
 from valuedrift.streams.settings import Settings
 
 RESULT_SCHEMA = "valuedrift.replay/1"
@@ -67,6 +74,7 @@ class ReplayOptions:
     time_to: float | None = None
     order: str = "time"  # or "input"
     max_clock_skew: float = DEFAULT_MAX_SKEW_SECONDS  # records further ahead of the time they are read: bad
+    max_message_bytes: int = 1_000_000  # with --topic: larger messages are bad records, as the worker refuses them
     reference: str | None = None
     classifier: str = "default"
 
@@ -89,7 +97,8 @@ class ReplayOptions:
                 "classifier": self.classifier,
                 **({"context_turns": self.context_turns} if self.context_turns else {}),  # older hashes stay
                 **({"max_clock_skew": self.max_clock_skew} if self.max_clock_skew != DEFAULT_MAX_SKEW_SECONDS
-                   else {})}
+                   else {}),
+                **({"max_message_bytes": self.max_message_bytes} if self.max_message_bytes != 1_000_000 else {})}
 
 
 @dataclass
@@ -162,9 +171,21 @@ Decoded = tuple[int, Any, str | None]  # (line or row number, decoded record, er
 
 
 def _lines(path: Path, gz: bool) -> io.TextIOBase:
+    # bytes that are not UTF-8 become lone surrogates, so the record that holds them is refused (``_not_utf8``),
+    # not the whole file, and no key is ever mangled by replacement characters
     if gz:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
-    return path.open("r", encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
+    return path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _not_utf8(*texts: Any) -> str | None:
+    for text in texts:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                return f"not UTF-8 text (invalid byte 0x{ord(text[err.start]) - 0xDC00:02x})"
+    return None
 
 
 CSV_FIELD_LIMIT = 16 * 2**20  # characters in one CSV field (Python's default, 128 KiB, is less than one long chat)
@@ -198,11 +219,13 @@ def read_records(path: Path) -> Iterator[Decoded]:
                     if None in row:
                         yield n, None, "more values than header columns"
                         continue
-                    yield n, row, None
+                    bad = _not_utf8(*row.values(), *row.keys())
+                    yield (n, None, bad) if bad else (n, row, None)
             for n, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
-                yield n, *_decode_json(line)
+                bad = _not_utf8(line)
+                yield (n, None, bad) if bad else (n, *_decode_json(line))
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         if n == 0:
             raise ReplayError(f"input {path}: cannot read: {err}") from None
@@ -384,6 +407,10 @@ def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, 
         if is_tick(value):  # the worker's idle-close ticks on its classified topic: not records
             continue
         where = f"{topic}[{partition}]@{offset}"
+        problem = message_problem(value, opts.max_message_bytes)  # what the worker dead-letters, refused alike
+        if problem is not None:
+            reader.feed(source, where, None, problem, "")
+            continue
         for i, (obj, err) in enumerate(_message_objects(value)):
             suffix = f"#{i}" if i else ""
             reader.feed(source, where + suffix, obj, err, f"{topic}:{partition}:{offset}{suffix}")

@@ -23,7 +23,14 @@ from valuedrift.streams.adapters import AdapterConfig, AdapterError, adapt_bytes
 from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
 from valuedrift.streams.kafka_config import consumer_config, producer_config
 from valuedrift.streams.metrics import WorkerMetrics
-from valuedrift.streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, pack_lines
+from valuedrift.streams.records import (
+    ClassifiedResponse,
+    DeadLetter,
+    RecordError,
+    ResponseEvent,
+    message_problem,
+    pack_lines,
+)
 from valuedrift.streams.settings import Settings
 
 log = logging.getLogger("valuedrift.classify")
@@ -54,10 +61,9 @@ def validate(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None 
 
 def _events(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None) -> list[ResponseEvent] | str:
     raw = msg.value
-    if not raw:
-        return "empty message"
-    if len(raw) > max_bytes:
-        return f"message of {len(raw)} bytes exceeds max_message_bytes={max_bytes}"
+    problem = message_problem(raw, max_bytes)
+    if problem is not None:
+        return problem
     if adapter is None or adapter.format == "own":
         try:
             return [ResponseEvent.parse_bytes(raw)]

@@ -122,6 +122,25 @@ def pack_lines(records: list[bytes], max_bytes: int = PACKED_MESSAGE_BYTES) -> l
     return out
 
 
+def message_problem(raw: bytes | None, max_bytes: int) -> str | None:
+    r"""Why an input message cannot be read at all, or None: the one check the worker and ``replay --topic`` share.
+
+    >>> message_problem(b"", 100), message_problem(b"x" * 200, 100)
+    ('empty message', 'message of 200 bytes exceeds max_message_bytes=100')
+    >>> message_problem(b'{"monitor_key": "sim-\xff"}', 100)
+    'not UTF-8 text (invalid byte 0xff at position 21)'
+    """
+    if not raw:
+        return "empty message"
+    if len(raw) > max_bytes:
+        return f"message of {len(raw)} bytes exceeds max_message_bytes={max_bytes}"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at position {err.start})"
+    return None
+
+
 def split_lines(value: bytes) -> list[bytes]:
     r"""The records of a message: its non-blank lines (one, for a message holding a single JSON object).
 

@@ -552,3 +552,45 @@ def test_auto_reads_each_record_in_the_format_it_is_in_and_names_the_fix_for_the
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def test_a_latin1_file_loses_only_its_non_utf8_records_and_no_key_is_mangled(tmp_path):
+    events = scenario(n_windows=2)
+    lines = [e.model_dump_json().encode() for e in events]
+    lines[3] = lines[3].replace(b'"alpha"', b'"caf\xe9"')  # one record written in Latin-1
+    (tmp_path / "latin1.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    inp = read_files([tmp_path / "latin1.jsonl"], ReplayOptions(classifier="rules"))
+    assert inp.n_events == len(events) - 1 and inp.n_bad == 1
+    assert "not UTF-8 text (invalid byte 0xe9)" in inp.bad_examples[0]
+    assert {e.monitor_key for e in inp.events} == {"alpha", "beta"}
+
+
+@pytest.mark.integration
+def test_the_worker_and_replay_topic_accept_and_refuse_the_same_hostile_messages(settings, tmp_path):
+    import asyncio
+
+    from valuedrift.ops.kafka import ensure_topics, read_topic
+    from valuedrift.ops.worker_process import WorkerProcess
+    from valuedrift.streams.records import DeadLetter
+
+    from tests.helpers import produce, windows_of
+
+    settings = settings.replace(max_message_bytes=4096)
+    asyncio.run(ensure_topics(settings))
+    events = scenario(n_windows=2)
+    hostile = [(None, b""), (None, b"x" * 5000), (None, b'{"id": "u", "monitor_key": "sim-\xff\xfe"}'),
+               (None, json.dumps({**json.loads(events[0].model_dump_json()), "id": "big",
+                                  "response": "y" * 6000}).encode()),
+               (None, b"{not json")]
+    with WorkerProcess(settings, tmp_path / "worker.log"):
+        produce(settings, events, extra=hostile)
+        live = windows_of(settings, expect=4)
+        dead = [DeadLetter.parse_bytes(m) for m in asyncio.run(
+            read_topic(settings.broker, settings.topics.deadletter, expect=len(hostile), timeout=30))]
+    r = cli("replay", "--topic", settings.topics.responses, "--broker", str(settings.broker), "--idle", "2s",
+            *ARGS, "--json", tmp_path / "topic.json", env={**os.environ, "VALUEDRIFT_MAX_MESSAGE_BYTES": "4096"})
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "topic.json").read_text())
+    assert len(dead) == out["input"]["n_bad_lines"] == len(hostile)
+    assert sum(w.n for w in live) == sum(w["n"] for w in out["windows"]) == len(events)
+    assert any("not UTF-8" in d.reason for d in dead) and any("not UTF-8" in b for b in out["input"]["bad_examples"])
