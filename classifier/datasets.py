@@ -42,6 +42,8 @@ def parse_examples(lines: Iterable[str], name: str, taxonomy: Taxonomy = DEFAULT
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise DatasetError(f"{name}:{lineno}: not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise DatasetError(f"{name}:{lineno}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise DatasetError(f"{name}:{lineno}: expected a JSON object, got {type(obj).__name__}")
         for f in ("id", "prompt", "response", "label"):

@@ -304,6 +304,31 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as err:  # a file or folder a command was given that cannot be used: one line, never a traceback
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a failed file operation: which path, what went wrong, what to do.
+
+    >>> os_error_line(IsADirectoryError(21, "Is a directory", "/tmp"))
+    '/tmp is a folder: give a file path'
+    >>> os_error_line(OSError(28, "No space left on device", "/dev/full"))
+    '/dev/full: No space left on device'
+    >>> os_error_line(OSError(28, "No space left on device"))
+    'OSError: No space left on device'
+    """
+    path = err.filename
+    if isinstance(err, IsADirectoryError):
+        return f"{path} is a folder: give a file path"
+    if isinstance(err, FileNotFoundError):
+        return f"{path}: no such file or folder (check the path; a missing parent folder is not created)"
+    if isinstance(err, FileExistsError | NotADirectoryError):
+        return f"{path}: part of the path is a file where a folder is needed"
+    if isinstance(err, PermissionError):
+        return f"{path}: permission denied"
+    return f"{path if path else type(err).__name__}: {err.strerror or err}"
 
 
 if __name__ == "__main__":
