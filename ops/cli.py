@@ -139,6 +139,8 @@ def worker(
         input_context_turns=context_turns,
         batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
     )
+    if settings.metrics_port:
+        port_in_use(settings.metrics_host, settings.metrics_port)
     try:
         clf = load_classifier(settings.classifier, precision=settings.classifier_precision)
         check_page_on(settings.alert_policy(), clf.taxonomy.codes)
@@ -307,6 +309,18 @@ def main() -> None:
     except OSError as err:  # a file or folder a command was given that cannot be used: one line, never a traceback
         print(f"error: {os_error_line(err)}", file=sys.stderr)
         sys.exit(1)
+
+
+def port_in_use(host: str, port: int) -> None:
+    """Fail in one line, before minutes of start-up, when the metrics port cannot be bound."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            fail(f"--metrics-port {port}: cannot listen on {host}:{port} ({err.strerror}); pick a free port or 0 "
+                 f"(off)")
 
 
 def os_error_line(err: OSError) -> str:

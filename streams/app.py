@@ -149,6 +149,7 @@ def create_app(settings: Settings, classifier: Classifier) -> faust.App:
 
     if settings.metrics_port:
         @app.task
+        @stops_worker_on_failure("metrics")
         async def serve_metrics() -> None:
             metrics.serve(settings.metrics_port, settings.metrics_host)
             log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)

@@ -43,3 +43,16 @@ def test_a_bad_path_or_file_is_one_line(files, args, fragment):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
+
+
+def test_a_metrics_port_in_use_is_one_line_before_start_up():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = cli("worker", "--metrics-port", port, "--broker", "tansu://127.0.0.1:1", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (f"error: --metrics-port {port}: cannot listen on 127.0.0.1:{port} (Address already "
+                                f"in use); pick a free port or 0 (off)")
