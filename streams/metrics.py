@@ -30,7 +30,7 @@ class WorkerMetrics:
         self.sink_failures = Counter("valuedrift_sink_undelivered", "alerts a sink could not deliver",
                                      ["sink", "why"], registry=r)
         self.rechecked = Counter("valuedrift_classifier_rechecked",
-                                 "int8 near ties recomputed in fp32 (the model card's int8_rechecked_share: 7.4 % "
+                                 "int8 near ties recomputed in fp32 (the model card's int8_rechecked_share: 6.2 % "
                                  "of the default's validation pairs; a much larger share means slower "
                                  "classification and traffic unlike the labelled data)", registry=r)
         self.batch_seconds = Histogram("valuedrift_classifier_batch_seconds", "classifier time per batch",

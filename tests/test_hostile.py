@@ -37,7 +37,7 @@ def malformed(n: int, seed: int = 0) -> list[tuple[bytes, str]]:
     makers = [
         lambda i: (b"{not json " + str(i).encode(), "Invalid JSON"),
         lambda i: (b"", "empty message"),
-        lambda i: (b"\xff\xfe\xfa" + bytes(rng.randrange(256) for _ in range(20)), "invalid response event"),
+        lambda i: (b"\xff\xfe\xfa" + bytes(rng.randrange(256) for _ in range(20)), "not UTF-8 text"),
         lambda i: (json.dumps([1, 2, i]).encode(), "invalid response event"),
         lambda i: (json.dumps(i).encode(), "invalid response event"),
         lambda i: (with_(id=i), "id"),
