@@ -13,8 +13,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from valuedrift.ops.broker import EmbeddedBroker
+from valuedrift.ops.cli_errors import printable
 from valuedrift.ops.kafka import ensure_topics, make_producer
 from valuedrift.ops.scenario import demo_events
 from valuedrift.ops.worker_process import WorkerProcess
@@ -110,11 +112,13 @@ def summarise(stats: list[WindowStatistic], alerts: list[Alert], console: Consol
         if key == DRIFTING:
             ok = last > first and fired["drift"] > 0
     console.print(t)
+    for a in sorted((a for a in alerts if a.rule == "drift"), key=lambda a: (a.window_start, a.monitor_key)):
+        console.print(f"[bold]{a.severity}[/] {escape(printable(a.message))}", soft_wrap=True)
     console.print("The method's ε rule fires on almost every window for both models (sampling noise alone moves S "
                   "by ~0.1 nats); the calibrated rules (delta_z: one window's change; trend: the slope over the "
                   "last 20 windows; page_hinkley: cumulative deviation in nats) signal when the change is real, "
                   "and the policy turns their signals into one 'drift' alert (warning, or critical when two rules "
-                  "agree) per episode.")
+                  "agree) per episode, which says which categories moved.")
     return ok
 
 
