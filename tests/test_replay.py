@@ -592,5 +592,9 @@ def test_the_worker_and_replay_topic_accept_and_refuse_the_same_hostile_messages
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / "topic.json").read_text())
     assert len(dead) == out["input"]["n_bad_lines"] == len(hostile)
+    refused_live = {(d.partition, d.offset) for d in dead}
+    refused_replay = {tuple(map(int, b.split(": ", 1)[0].split("[", 1)[1].replace("]@", " ").split()))
+                      for b in out["input"]["bad_examples"]}
+    assert refused_live == refused_replay  # the same messages, by partition and offset
     assert sum(w.n for w in live) == sum(w["n"] for w in out["windows"]) == len(events)
     assert any("not UTF-8" in d.reason for d in dead) and any("not UTF-8" in b for b in out["input"]["bad_examples"])
