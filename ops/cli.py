@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 from valuedrift.ops.cli_bench import app as bench_app
 from valuedrift.ops.cli_classifier import app as classifier_app
-from valuedrift.ops.cli_common import BrokerOpt, load_settings, quiet_kafka_logs, unreachable
+from valuedrift.ops.cli_common import (
+    BrokerOpt,
+    LatenessOpt,
+    MinNOpt,
+    PageOnOpt,
+    TrendWindowsOpt,
+    WindowOpt,
+    load_settings,
+    quiet_kafka_logs,
+    unreachable,
+)
 from valuedrift.ops.cli_errors import fail
 from valuedrift.ops.cli_replay import replay as replay_command
 from valuedrift.ops.cli_sampler import app as sampler_app
@@ -67,8 +77,8 @@ def broker(
 @app.command()
 def worker(
     broker: BrokerOpt = None,
-    window: Annotated[str | None, typer.Option(help="event-time window size, e.g. 5m [default 300s]")] = None,
-    lateness: Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")] = None,
+    window: WindowOpt = None,
+    lateness: LatenessOpt = None,
     idle_close: Annotated[str | None, typer.Option(
         help="close a key's open windows after this much wall-clock silence (0 = never)")] = None,
     max_clock_skew: Annotated[str | None, typer.Option(
@@ -76,12 +86,9 @@ def worker(
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
     z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors [4.42]")] = None,
     trend_z: Annotated[float | None, typer.Option(help="trend-test threshold in standard errors [3.89]")] = None,
-    trend_windows: Annotated[int | None, typer.Option(help="blocks in the trend test [20]")] = None,
-    min_n: Annotated[int | None, typer.Option(
-        help="responses the rules need to judge: smaller windows are merged with the next ones [100]")] = None,
-    page_on: Annotated[str | None, typer.Option(
-        help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
-             "episode even when S barely moves")] = None,
+    trend_windows: TrendWindowsOpt = None,
+    min_n: MinNOpt = None,
+    page_on: PageOnOpt = None,
     rules: Annotated[str | None, typer.Option(
         help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin, ddm_g2, "
              "ddm_g4 [epsilon,delta_z,trend,page_hinkley]")] = None,

@@ -45,3 +45,14 @@ def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; impo
         return settings
     except ValueError as err:
         fail(str(err))
+
+
+# Options that the worker and replay share, declared once.
+WindowOpt = Annotated[str | None, typer.Option(help="event-time window size, e.g. 5m [default 300s]")]
+LatenessOpt = Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")]
+MinNOpt = Annotated[int | None, typer.Option(
+    help="responses the rules need to judge: smaller windows are merged with the next ones [100]")]
+PageOnOpt = Annotated[str | None, typer.Option(
+    help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
+         "episode even when S barely moves")]
+TrendWindowsOpt = Annotated[int | None, typer.Option(help="blocks in the trend test [20]")]

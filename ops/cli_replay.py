@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from valuedrift.ops.cli_common import load_settings, quiet_kafka_logs
+from valuedrift.ops.cli_common import (
+    LatenessOpt,
+    MinNOpt,
+    PageOnOpt,
+    TrendWindowsOpt,
+    WindowOpt,
+    load_settings,
+    quiet_kafka_logs,
+)
 from valuedrift.ops.cli_errors import fail, printable
 
 
@@ -49,19 +57,16 @@ def replay(
         help="give records without an event time START + record number × --time-step (ISO-8601 or epoch s)")] = None,
     time_step: Annotated[str, typer.Option(help="spacing of assigned event times, e.g. 1s")] = "1s",
     classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
-    window: Annotated[str | None, typer.Option(help="event-time window size, e.g. 5m [default 300s]")] = None,
-    lateness: Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")] = None,
+    window: WindowOpt = None,
+    lateness: LatenessOpt = None,
     max_clock_skew: Annotated[str | None, typer.Option(
         help="records whose event time is further ahead of the time they are read are bad records, e.g. 5m "
              "[default 300s]")] = None,
     epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats")] = None,
     z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors")] = None,
-    trend_windows: Annotated[int | None, typer.Option(help="blocks in the trend test")] = None,
-    min_n: Annotated[int | None, typer.Option(
-        help="responses the rules need to judge: smaller windows are merged with the next ones [100]")] = None,
-    page_on: Annotated[str | None, typer.Option(
-        help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
-             "episode")] = None,
+    trend_windows: TrendWindowsOpt = None,
+    min_n: MinNOpt = None,
+    page_on: PageOnOpt = None,
     rules: Annotated[str | None, typer.Option(help="alert rules, comma-separated")] = None,
     order: Annotated[str, typer.Option(
         help="time: replay in event-time order | input: in input order (reproduces a live run's late events)")]
