@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from valuedrift.ops.cli_errors import fail
 
 app = typer.Typer(help="Benchmarks: detectors (false alarms, delays, σ recovery); replay core throughput.",
                   no_args_is_help=True)
@@ -93,3 +94,24 @@ def stream(
     for name in ("raw_kafka_eps", "null_pipeline_eps", "classifier_alone_eps", "pipeline_eps"):
         typer.echo(f"{name:<22} {result[name]:>10,.1f} events/s")
     typer.echo(f"{'efficiency':<22} {result['efficiency']:>10} (pipeline / classifier alone)")
+
+
+@app.command()
+def memory(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    pairs: Annotated[int, typer.Option(min=10, max=100_000, help="labelled pairs per run")] = 1000,
+    long_kb: Annotated[int, typer.Option(min=1, max=100_000, help="size of the one long prompt, KB")] = 200,
+    model: Annotated[str, typer.Option(help="default | rules | exported model folder")] = "default",
+) -> None:
+    """Max RSS of `classifier evaluate` with one long prompt among the pairs, against the same pairs all short."""
+    from valuedrift.ops.bench_memory import run_bench
+
+    try:
+        result = run_bench(pairs=pairs, long_kb=long_kb, model=model)
+    except RuntimeError as err:
+        fail(str(err), 1)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"classifier evaluate, {pairs} pairs ({model}): {result['baseline_max_rss_mb']:.0f} MB max RSS all "
+               f"short, {result['long_max_rss_mb']:.0f} MB with one {long_kb} KB prompt: ratio {result['ratio']}")

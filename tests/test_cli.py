@@ -7,7 +7,7 @@ from tests.helpers import cli
 
 COMMANDS = ["broker", "worker", "topics", "schemas", "demo", "simulate", "replay", "probe", "soak", "sampler run",
             "sampler bench", "classifier train", "classifier evaluate", "classifier card", "bench detectors",
-            "bench replay", "bench stream", "webhook verify"]
+            "bench memory", "bench replay", "bench stream", "webhook verify"]
 
 
 def run(*args, env=None, timeout=60):
