@@ -445,10 +445,11 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
 
     from tests.helpers import alerts_of, produce, windows_of
 
+    settings = settings.replace(alert_min_n=20)  # windows of 20 judged one by one, so there are alerts to compare
     asyncio.run(ensure_topics(settings))
     events = scenario()
     src = write_jsonl(tmp_path / "e.jsonl", events)
-    r = cli("replay", "-i", src, *ARGS, "--json", tmp_path / "file.json")
+    r = cli("replay", "-i", src, *ARGS, "--min-n", "20", "--json", tmp_path / "file.json")
     assert r.returncode == 0, r.stderr
     from_file = json.loads((tmp_path / "file.json").read_text())
     with WorkerProcess(settings, tmp_path / "worker.log"):
@@ -462,8 +463,15 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
     ids = [w["id"] for w in from_file["windows"]]
     assert len(set(ids)) == len(ids) and all(i.endswith("/60s") for i in ids)
     assert sorted(a.id for a in live_alerts) == sorted(a["id"] for a in from_file["alerts"])
+    # the same alerts, evidence included (which categories moved, their intervals, the example ids), to the byte
+    live_json = json.loads(canonical_json(sorted((a.model_dump(mode="json") for a in live_alerts),
+                                                 key=lambda a: a["id"])))
+    assert live_json == sorted(from_file["alerts"], key=lambda a: a["id"])
+    drift = [a for a in live_json if a["rule"] == "drift"]
+    assert drift and drift[0]["monitor_key"] == "beta" and drift[0]["evidence"]["top_change"] in ("g2", "g5")
+    assert drift[0]["evidence"]["examples"]
     r = cli("replay", "--topic", settings.topics.responses, "--broker", str(settings.broker), "--idle", "2s",
-            "--from", T0, "--to", T0 + 3600, *ARGS, "--json", tmp_path / "topic.json")
+            "--from", T0, "--to", T0 + 3600, *ARGS, "--min-n", "20", "--json", tmp_path / "topic.json")
     assert r.returncode == 0, r.stderr
     from_topic = json.loads((tmp_path / "topic.json").read_text())
     assert from_topic["windows"] == from_file["windows"] and from_topic["alerts"] == from_file["alerts"]
@@ -471,7 +479,7 @@ def test_replay_from_a_topic_equals_the_live_worker_and_the_file_replay(settings
     assert from_topic["input"]["kafka"]["topic"] == settings.topics.responses
     # the worker's classified topic (several records per message, as JSON Lines) replays to the same windows
     r = cli("replay", "--topic", settings.topics.classified, "--broker", str(settings.broker), "--idle", "2s",
-            "--from", T0, "--to", T0 + 3600, *ARGS, "--json", tmp_path / "classified.json")
+            "--from", T0, "--to", T0 + 3600, *ARGS, "--min-n", "20", "--json", tmp_path / "classified.json")
     assert r.returncode == 0, r.stderr
     from_classified = json.loads((tmp_path / "classified.json").read_text())
     assert from_classified["input"]["kafka"]["messages"] < len(events)
