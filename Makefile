@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(VENV)/bin/valuedrift bench detectors
 	$(VENV)/bin/valuedrift bench replay
 	$(VENV)/bin/valuedrift bench stream
+	$(VENV)/bin/valuedrift bench memory
 	$(VENV)/bin/valuedrift classifier bench
 
 soak: $(STAMP)
