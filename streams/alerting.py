@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import NormalDist
 from typing import Any
 
@@ -274,7 +275,9 @@ class _Measure:
     delta_se: float | None
     moved: dict[str, Any] | None = None
 
+    @cached_property
     def evidence(self) -> dict[str, Any]:
+        """Computed once per block: every alert of the block copies it."""
         b, p = self.block, self.prev
         v = null_variance([b.counts] if p is None else [p.counts, b.counts])
         return {"entropy": b.entropy, "entropy_mm": b.entropy_mm, "entropy_se": null_se(b, v),
@@ -316,7 +319,7 @@ def _alert(w: WindowStatistic, m: _Measure, rule: str, statistic: float, thresho
         p_value=p_value,
         severity=severity,  # type: ignore[arg-type]
         message=message,
-        evidence={**m.evidence(), **evidence},
+        evidence={**m.evidence, **evidence},
     )
 
 
@@ -412,7 +415,7 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
                 severity = "critical"  # the user asked to be paged on this category (--page-on)
             ps = [by_rule[r].p_value for r in evidence["signals_now"] if by_rule[r].p_value is not None]
             msg = (f"{w.monitor_key}: drift in S ({', '.join(evidence['rules'])} within the last {policy.n} "
-                   f"blocks; S = {block.entropy_mm:.3f} ± {m.evidence()['entropy_se']:.3f} nats) at {when}")
+                   f"blocks; S = {block.entropy_mm:.3f} ± {m.evidence['entropy_se']:.3f} nats) at {when}")
             if m.moved and m.moved["top_change"] is not None:
                 names = {c.code: c.name.replace("_", " ") for c in (policy.categories or categories_for(
                     tuple(w.counts)))}
