@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 # Precisions an exported (ONNX) classifier can be served in; auto is fp16 on CUDA and int8 on CPU.
 PRECISION_CHOICES = ("auto", "int8", "fp16", "fp32")

@@ -17,8 +17,8 @@ from valuedrift.classifier.evaluation import evaluate
 from valuedrift.classifier.metrics import cohen_kappa
 from valuedrift.classifier.smoothing import ALPHA, RECHECK_MARGIN, RECIPE
 from valuedrift.classifier.splits import FRACTIONS
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY
 from valuedrift.classifier.training_data import SEED, hh_labels
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY
 
 SPLIT = {"method": f"hash of the prompt (and conversation for hh-rlhf), seed {SEED}", "fractions": list(FRACTIONS),
          "command": "valuedrift classifier prepare --out DIR; valuedrift classifier evaluate --data DIR/test.jsonl "

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 
 @dataclass(frozen=True)

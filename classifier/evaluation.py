@@ -12,8 +12,8 @@ from valuedrift.classifier.base import Classifier
 from valuedrift.classifier.datasets import Example
 from valuedrift.classifier.intervals import LEVEL, RESAMPLES, SEED, score_intervals, statistic_interval
 from valuedrift.classifier.metrics import calibration, classification_report, spearman
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
-from valuedrift.streams.entropy import plugin_entropy
+from valuedrift.streams.core.entropy import plugin_entropy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, FIVE_TO_THREE
 
 
 def group_entropies(examples: Sequence[Example], predictions: Sequence[Sequence[str]], codes: Sequence[str]

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 
 class NullClassifier:

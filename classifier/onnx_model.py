@@ -23,7 +23,7 @@ import onnxruntime as ort
 from valuedrift.classifier.base import PRECISION_CHOICES
 from valuedrift.classifier.encoding import PairEncoder
 from valuedrift.classifier.half import FP16_FILE, ensure_fp16
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, THREE_CLASS_TAXONOMY, Category, Taxonomy
 
 log = logging.getLogger("valuedrift.classifier")
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 VERSION = "rules-1"
 

@@ -25,7 +25,7 @@ from valuedrift.classifier.datasets import Example
 from valuedrift.classifier.encoding import PairEncoder, PairTemplate
 from valuedrift.classifier.metrics import classification_report
 from valuedrift.classifier.model import PairClassifier, default_template, load_encoder, resolve_backbone
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 
 @dataclass(frozen=True)

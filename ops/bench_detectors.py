@@ -7,7 +7,7 @@ traffic ebbs and flows (``varying``: 5 to 100 a window over a 48-window day), si
 every window size; delays are counted in windows.
 
 ``default`` is the worker's default policy: a ``drift`` episode opens when any of ``delta_z``, ``trend`` and
-``page_hinkley`` fires (``valuedrift.streams.policy``); its false alarms count episodes.
+``page_hinkley`` fires (``valuedrift.streams.core.policy``); its false alarms count episodes.
 ``policy_2_of_10`` is the stricter k-of-n variant (two distinct rules within 10 blocks).
 """
 
@@ -17,8 +17,8 @@ import math
 from typing import Any
 
 import numpy as np
-from valuedrift.streams.alerting import RULES, AlertPolicy, AlertState, evaluate, trend_slope
-from valuedrift.streams.simulation import BASE, ebb_and_flow, sample, scenario_probs, window_statistics
+from valuedrift.streams.core.alerting import RULES, AlertPolicy, AlertState, evaluate, trend_slope
+from valuedrift.streams.core.simulation import BASE, ebb_and_flow, sample, scenario_probs, window_statistics
 
 DEFAULT_NAME = "default"
 POLICIES = {DEFAULT_NAME: AlertPolicy(rules=RULES),

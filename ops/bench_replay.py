@@ -18,9 +18,9 @@ import random
 import time
 from typing import Any
 
-from valuedrift.classifier.taxonomy import CATEGORY_CODES
+from valuedrift.streams.core.records import ClassifiedResponse
+from valuedrift.streams.core.taxonomy import CATEGORY_CODES
 from valuedrift.streams.offline import run_classified
-from valuedrift.streams.records import ClassifiedResponse
 from valuedrift.streams.settings import Settings
 
 T0 = 1767225600.0

@@ -35,10 +35,10 @@ from valuedrift.ops.broker import EmbeddedBroker
 from valuedrift.ops.kafka import ensure_topics, make_producer, send_all
 from valuedrift.ops.scenario import demo_events
 from valuedrift.ops.worker_process import WorkerProcess
-from valuedrift.streams.gc_tuning import tune_gc
-from valuedrift.streams.kafka_config import consumer_config, producer_config
-from valuedrift.streams.records import ResponseEvent, WindowStatistic, is_tick
+from valuedrift.streams.core.records import ResponseEvent, WindowStatistic, is_tick
 from valuedrift.streams.settings import BrokerURL, Settings
+from valuedrift.streams.worker.gc_tuning import tune_gc
+from valuedrift.streams.worker.kafka_config import consumer_config, producer_config
 
 
 def _events(n: int, seed: int) -> list[ResponseEvent]:

@@ -130,8 +130,8 @@ def worker(
     """Run a stream worker: classify → event-time windows → alerts."""
     from valuedrift.classifier.loading import load_classifier
     from valuedrift.ops.kafka import ensure_topics
-    from valuedrift.streams.alerting import check_page_on
-    from valuedrift.streams.app import run_worker
+    from valuedrift.streams.core.alerting import check_page_on
+    from valuedrift.streams.worker.app import run_worker
 
     settings = load_settings(
         broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
@@ -186,7 +186,7 @@ def schemas(
     check: Annotated[bool, typer.Option(help="only check that the files there are up to date")] = False,
 ) -> None:
     """Write (or check) the JSON Schema of every record type."""
-    from valuedrift.streams.records import dump_schema, json_schemas
+    from valuedrift.streams.core.records import dump_schema, json_schemas
 
     stale = []
     if not check:
@@ -224,9 +224,9 @@ def simulate(
     from valuedrift.classifier.corpus import demo_corpus
     from valuedrift.classifier.datasets import DatasetError, load_jsonl
     from valuedrift.ops.simulate import simulated_events
+    from valuedrift.streams.core.simulation import SCENARIOS
+    from valuedrift.streams.core.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
     from valuedrift.streams.settings import parse_duration
-    from valuedrift.streams.simulation import SCENARIOS
-    from valuedrift.streams.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 
     scenario = scenario or ["stable", "drift"]
     bad = [s for s in scenario if s not in SCENARIOS]

@@ -15,7 +15,7 @@ app = typer.Typer(help="Train, export, evaluate and benchmark the behavioural cl
 
 def _load(path: Path, taxonomy: object = "five-class"):  # noqa: ANN202
     from valuedrift.classifier.datasets import DatasetError, load_jsonl
-    from valuedrift.classifier.taxonomy import load_taxonomy
+    from valuedrift.streams.core.taxonomy import load_taxonomy
 
     try:
         examples = load_jsonl(path, load_taxonomy(taxonomy) if isinstance(taxonomy, str) else taxonomy)
@@ -94,7 +94,7 @@ def train(
                       max_prompt_tokens=max_prompt_tokens, prompt_tail_tokens=prompt_tail_tokens,
                       patience=patience, seed=seed, threads=threads, device=device,
                       oversample=tuple(_source_times(item) for item in oversample or ()))
-    from valuedrift.classifier.taxonomy import load_taxonomy
+    from valuedrift.streams.core.taxonomy import load_taxonomy
 
     try:
         if init is not None:

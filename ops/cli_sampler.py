@@ -247,7 +247,7 @@ def probe(
     """Emit probe requests: one per prompt per step, for N steps or every interval, to the prompts topic."""
     from pydantic import ValidationError
     from valuedrift.sampler.probe import JailbreakSchedule, ProbePlan, ProbeSetError, load_prefixes, load_probe_set
-    from valuedrift.streams.records import parse_event_time
+    from valuedrift.streams.core.records import parse_event_time
 
     every = _duration(interval, "interval") or 0.0
     if not 0.0 < top_p <= 1.0:

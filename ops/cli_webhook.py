@@ -21,13 +21,13 @@ def verify(
     tolerance: Annotated[float, typer.Option(min=1, max=86400, help="seconds a time stamp may be from now")] = 300,
 ) -> None:
     """Verify one delivery with the secret in VALUEDRIFT_WEBHOOK_SECRET: exit 0 if authentic and fresh, else 1."""
-    from valuedrift.streams.webhook_signature import (
+    from valuedrift.streams.core.webhook_signature import (
         DELIVERY_HEADER,
         SIGNATURE_HEADER,
         TIMESTAMP_HEADER,
         SignatureError,
     )
-    from valuedrift.streams.webhook_signature import verify as check
+    from valuedrift.streams.core.webhook_signature import verify as check
 
     secret = os.environ.get("VALUEDRIFT_WEBHOOK_SECRET", "")
     if not secret:

@@ -20,9 +20,9 @@ from valuedrift.ops.cli_errors import printable
 from valuedrift.ops.kafka import ensure_topics, make_producer
 from valuedrift.ops.scenario import demo_events
 from valuedrift.ops.worker_process import WorkerProcess
-from valuedrift.streams.alerting import DEFAULT_RULES
-from valuedrift.streams.rates import slope_estimate
-from valuedrift.streams.records import Alert, WindowStatistic, format_time
+from valuedrift.streams.core.alerting import DEFAULT_RULES
+from valuedrift.streams.core.rates import slope_estimate
+from valuedrift.streams.core.records import Alert, WindowStatistic, format_time
 from valuedrift.streams.settings import BrokerURL, Settings
 
 WINDOW_SECONDS = 60.0

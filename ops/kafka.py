@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from valuedrift.streams.kafka_config import producer_config
 from valuedrift.streams.settings import BrokerURL, Settings
+from valuedrift.streams.worker.kafka_config import producer_config
 
 
 class TopicMissingError(RuntimeError):

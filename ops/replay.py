@@ -32,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from valuedrift.classifier.taxonomy import TAXONOMIES
 from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt, detect_format
-from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
-from valuedrift.streams.offline import OfflineResult, run_classified, run_offline
-from valuedrift.streams.rates import Estimate, effective_alignment_work, slope_estimate, suppression, variance_shares
-from valuedrift.streams.records import (
+from valuedrift.streams.core.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
+from valuedrift.streams.core.rates import (
+    Estimate,
+    effective_alignment_work,
+    slope_estimate,
+    suppression,
+    variance_shares,
+)
+from valuedrift.streams.core.records import (
     ClassifiedResponse,
     ResponseEvent,
     format_time,
@@ -45,6 +49,8 @@ from valuedrift.streams.records import (
     message_problem,
     split_lines,
 )
+from valuedrift.streams.core.taxonomy import TAXONOMIES
+from valuedrift.streams.offline import OfflineResult, run_classified, run_offline
 from valuedrift.streams.settings import Settings
 
 RESULT_SCHEMA = "valuedrift.replay/1"
@@ -257,7 +263,7 @@ class _Reader:
     def __init__(self, opts: ReplayOptions) -> None:
         self.opts = opts
         self.result = ReplayInput(format=opts.format)
-        self.read_at = time.time()  # the observed time of file records: none may claim a later one (streams.clock)
+        self.read_at = time.time()  # the observed time of file records: none may claim a later one (streams.core.clock)
         self.index = 0  # records seen over all sources, good or bad: the record number for assigned times
         self.adapters: dict[str, AdapterConfig] = {}
 
@@ -465,7 +471,7 @@ def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str,
 
 
 def _check_page_on(settings: Settings, codes: tuple[str, ...]) -> None:
-    from valuedrift.streams.alerting import check_page_on
+    from valuedrift.streams.core.alerting import check_page_on
 
     try:
         check_page_on(settings.alert_policy(), codes)

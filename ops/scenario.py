@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 
 from valuedrift.classifier.corpus import by_label, demo_corpus
 from valuedrift.classifier.datasets import Example
-from valuedrift.classifier.taxonomy import CATEGORY_CODES
-from valuedrift.streams.records import ResponseEvent
+from valuedrift.streams.core.records import ResponseEvent
+from valuedrift.streams.core.taxonomy import CATEGORY_CODES
 
 START = 1767225600.0  # 2026-01-01T00:00:00Z
 STABLE = (0.70, 0.02, 0.20, 0.05, 0.03)

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from valuedrift.classifier.corpus import by_label
 from valuedrift.classifier.datasets import Example
-from valuedrift.classifier.taxonomy import CATEGORY_CODES
-from valuedrift.streams.records import ClassifiedResponse, Record, ResponseEvent
-from valuedrift.streams.simulation import START, scenario_probs
+from valuedrift.streams.core.records import ClassifiedResponse, Record, ResponseEvent
+from valuedrift.streams.core.simulation import START, scenario_probs
+from valuedrift.streams.core.taxonomy import CATEGORY_CODES
 
 
 def simulated_events(scenarios: Sequence[str], steps: int, k: int, seed: int, corpus: Sequence[Example],

@@ -23,9 +23,9 @@ from valuedrift.ops.broker import EmbeddedBroker
 from valuedrift.ops.kafka import ensure_topics, make_producer
 from valuedrift.ops.scenario import demo_events
 from valuedrift.ops.worker_process import WorkerProcess
-from valuedrift.streams.gc_tuning import tune_gc
-from valuedrift.streams.records import ResponseEvent, is_tick, split_lines
+from valuedrift.streams.core.records import ResponseEvent, is_tick, split_lines
 from valuedrift.streams.settings import BrokerURL, Settings
+from valuedrift.streams.worker.gc_tuning import tune_gc
 
 
 def rss_mib(pid: int) -> float:

@@ -30,7 +30,7 @@ from valuedrift.sampler.events import Sample
 from valuedrift.sampler.packing import Item, pack
 from valuedrift.sampler.retry import GenerationError
 from valuedrift.sampler.seeding import derive_seed, fresh_seed, row_key
-from valuedrift.streams.records import ProbeRequest
+from valuedrift.streams.core.records import ProbeRequest
 
 log = logging.getLogger("valuedrift.sampler")
 

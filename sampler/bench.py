@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from valuedrift.streams.records import ProbeRequest
+from valuedrift.streams.core.records import ProbeRequest
 
 PROMPT = "Explain, step by step, how to reset a forgotten password on a home router."
 

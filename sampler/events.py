@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from valuedrift.streams.records import ProbeRequest, RecordError, ResponseEvent, parse_event_time
+from valuedrift.streams.core.records import ProbeRequest, RecordError, ResponseEvent, parse_event_time
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from valuedrift.streams.records import ProbeRequest
+from valuedrift.streams.core.records import ProbeRequest
 
 
 async def _checks(backend: Any, k: int, max_new_tokens: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from valuedrift.sampler.seeding import derive_seed
-from valuedrift.streams.records import ChatMessage, ProbeRequest
+from valuedrift.streams.core.records import ChatMessage, ProbeRequest
 
 MAX_PROBE_ID = 200
 _FIELDS = ("id", "prompt", "messages", "system", "monitor_key", "metadata")

@@ -28,9 +28,9 @@ from valuedrift.sampler.offsets import OffsetTracker
 from valuedrift.sampler.probe import ProbePlan, extend_history
 from valuedrift.sampler.retry import GenerationError, RetryPolicy, backoff_delay
 from valuedrift.sampler.seeding import fresh_seed
-from valuedrift.streams.kafka_config import consumer_config, producer_config
-from valuedrift.streams.records import ChatMessage, DeadLetter, ProbeRequest, ResponseEvent
+from valuedrift.streams.core.records import ChatMessage, DeadLetter, ProbeRequest, ResponseEvent
 from valuedrift.streams.settings import Settings
+from valuedrift.streams.worker.kafka_config import consumer_config, producer_config
 
 log = logging.getLogger("valuedrift.sampler")
 

@@ -62,7 +62,7 @@ from typing import Any
 from pydantic import ValidationError
 from valuedrift.classifier.context import with_context
 from valuedrift.classifier.transcripts import answered_turns
-from valuedrift.streams.records import MetadataValue, RecordError, ResponseEvent, parse_event_time
+from valuedrift.streams.core.records import MetadataValue, RecordError, ResponseEvent, parse_event_time
 
 FORMATS = ("own", "openai", "transcript", "mapped")
 FIELDS = ("id", "monitor_key", "event_time", "prompt", "response", "transcript")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from valuedrift.classifier.base import Classifier
-from valuedrift.streams.alerting import AlertState, check_page_on, evaluate
-from valuedrift.streams.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
+from valuedrift.streams.core.alerting import AlertState, check_page_on, evaluate
+from valuedrift.streams.core.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
+from valuedrift.streams.core.windowing import WindowEngine
 from valuedrift.streams.settings import Settings
-from valuedrift.streams.windowing import WindowEngine
 
 
 @dataclass

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from valuedrift.classifier.base import PRECISION_CHOICES
-from valuedrift.streams.alerting import AlertPolicy
-from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS
+from valuedrift.streams.core.alerting import AlertPolicy
+from valuedrift.streams.core.clock import DEFAULT_MAX_SKEW_SECONDS
+from valuedrift.streams.core.topics import Topics
+from valuedrift.streams.core.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 from valuedrift.streams.security import KafkaSecurity
-from valuedrift.streams.topics import Topics
-from valuedrift.streams.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 
-_POLICY = AlertPolicy()  # the alert defaults live in valuedrift.streams.alerting; settings only expose them
+_POLICY = AlertPolicy()  # the alert defaults live in valuedrift.streams.core.alerting; settings only expose them
 
 ENV_PREFIX = "VALUEDRIFT_"
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
@@ -197,7 +197,7 @@ class Settings:
     def window_config(self, categories: tuple[str, ...], confusion: Any = None):  # noqa: ANN201 - WindowConfig
         """The window configuration for a taxonomy's category codes and, unless ``correct_confusion`` is
         off, the classifier's held-out confusion matrix (for ``entropy_corrected``)."""
-        from valuedrift.streams.windowing import WindowConfig
+        from valuedrift.streams.core.windowing import WindowConfig
 
         matrix = tuple(tuple(float(x) for x in row) for row in confusion) if confusion and self.correct_confusion \
             else None

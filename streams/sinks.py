@@ -6,7 +6,7 @@ after the retries are counted and logged. The Kafka alerts topic stays the prima
 
 Webhook deliveries are ``POST`` of the alert's JSON, signed with the secret in ``VALUEDRIFT_WEBHOOK_SECRET``
 (never on the command line) over a time stamp, a delivery id and the body, so a receiver can check where an
-alert came from and refuse a replayed one (``valuedrift.streams.webhook_signature``; ``valuedrift webhook
+alert came from and refuse a replayed one (``valuedrift.streams.core.webhook_signature``; ``valuedrift webhook
 verify`` checks one from the shell). A webhook without a secret is sent unsigned, with a warning at start-up.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuedrift.streams.webhook_signature import DELIVERY_HEADER, new_delivery, signed_headers
+from valuedrift.streams.core.webhook_signature import DELIVERY_HEADER, new_delivery, signed_headers
 
 log = logging.getLogger("valuedrift.sinks")
 

@@ -10,9 +10,9 @@ import sys
 import time
 
 from valuedrift.ops.kafka import read_topic, send_all
-from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate
-from valuedrift.streams.records import Alert, ResponseEvent, WindowStatistic
-from valuedrift.streams.windowing import WindowConfig, WindowEngine
+from valuedrift.streams.core.alerting import AlertPolicy, AlertState, evaluate
+from valuedrift.streams.core.records import Alert, ResponseEvent, WindowStatistic
+from valuedrift.streams.core.windowing import WindowConfig, WindowEngine
 
 from tests.texts import PAIRS
 

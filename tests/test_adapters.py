@@ -21,7 +21,7 @@ from valuedrift.streams.adapters import (
     parse_map,
     transcript_pairs,
 )
-from valuedrift.streams.records import ResponseEvent
+from valuedrift.streams.core.records import ResponseEvent
 
 T0 = 1767225600.0
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from valuedrift.ops.alert_consumer_confluent import consume_alerts
 from valuedrift.ops.kafka import ensure_topics, send_all
-from valuedrift.streams.records import Alert
+from valuedrift.streams.core.records import Alert
 
 pytestmark = pytest.mark.integration
 

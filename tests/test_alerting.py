@@ -1,7 +1,7 @@
 import random
 
 import pytest
-from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate, trend_slope, two_sided_p
+from valuedrift.streams.core.alerting import AlertPolicy, AlertState, evaluate, trend_slope, two_sided_p
 
 from tests.helpers import T0, P, run_rules, windows_from
 
@@ -142,8 +142,8 @@ def test_a_classifier_change_restarts_the_series_instead_of_raising_drift():
 
 
 def test_replaying_classified_records_across_a_classifier_upgrade_flags_the_first_window_after_it():
+    from valuedrift.streams.core.records import ClassifiedResponse
     from valuedrift.streams.offline import run_classified
-    from valuedrift.streams.records import ClassifiedResponse
     from valuedrift.streams.settings import Settings
 
     rng = random.Random(7)

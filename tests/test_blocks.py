@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate
-from valuedrift.streams.blocks import Accumulator, Block, delta_test, null_variance
-from valuedrift.streams.simulation import ebb_and_flow, sample, scenario_probs, window_statistics
-from valuedrift.streams.windowing import WindowConfig, WindowEngine
+from valuedrift.streams.core.alerting import AlertPolicy, AlertState, evaluate
+from valuedrift.streams.core.blocks import Accumulator, Block, delta_test, null_variance
+from valuedrift.streams.core.simulation import ebb_and_flow, sample, scenario_probs, window_statistics
+from valuedrift.streams.core.windowing import WindowConfig, WindowEngine
 
 T0 = 1767225600.0
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from valuedrift.streams.changes import category_changes, difference_interval
+from valuedrift.streams.core.changes import category_changes, difference_interval
+from valuedrift.streams.core.records import ClassifiedResponse
+from valuedrift.streams.core.simulation import BASE
 from valuedrift.streams.offline import run_classified
-from valuedrift.streams.records import ClassifiedResponse
 from valuedrift.streams.settings import Settings
-from valuedrift.streams.simulation import BASE
 
 CODES = ("g1", "g2", "g3", "g4", "g5")
 T0 = 1767225600.0

@@ -17,7 +17,7 @@ from valuedrift.classifier.corpus import demo_corpus  # noqa: E402
 from valuedrift.classifier.datasets import Example, write_jsonl  # noqa: E402
 from valuedrift.classifier.encoding import PairEncoder, PairTemplate, head_tail  # noqa: E402
 from valuedrift.classifier.onnx_model import OnnxClassifier  # noqa: E402
-from valuedrift.classifier.taxonomy import DEFAULT_TAXONOMY  # noqa: E402
+from valuedrift.streams.core.taxonomy import DEFAULT_TAXONOMY  # noqa: E402
 
 
 def tiny_t5(dir_: Path, texts: list[str]) -> Path:

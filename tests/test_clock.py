@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from valuedrift.ops.kafka import ensure_topics, read_topic
 from valuedrift.ops.worker_process import WorkerProcess
-from valuedrift.streams.records import DeadLetter, ResponseEvent
+from valuedrift.streams.core.records import DeadLetter, ResponseEvent
 
 from tests.helpers import produce, windows_of
 from tests.texts import PAIRS

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 from valuedrift.ops.scenario import STABLE, demo_events, drifting_probs
-from valuedrift.streams.entropy import plugin_entropy
+from valuedrift.streams.core.entropy import plugin_entropy
 
 
 def test_scenario_is_seeded_and_drifts():

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 from valuedrift.ops.cli import app
-from valuedrift.streams.metrics import WorkerMetrics
 from valuedrift.streams.settings import Settings
+from valuedrift.streams.worker.metrics import WorkerMetrics
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())

@@ -4,7 +4,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from valuedrift.streams.entropy import entropy_se, estimate, miller_madow_entropy, plugin_entropy
+from valuedrift.streams.core.entropy import entropy_se, estimate, miller_madow_entropy, plugin_entropy
 
 
 def test_hand_computed_values():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from valuedrift.streams.entropy import miller_madow_entropy, plugin_entropy
-from valuedrift.streams.estimators import (
+from valuedrift.streams.core.entropy import miller_madow_entropy, plugin_entropy
+from valuedrift.streams.core.estimators import (
     bootstrap_ci,
     chao_shen_entropy,
     confusion_corrected,

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer
 from valuedrift.classifier.rules import RuleClassifier
 from valuedrift.ops.kafka import ensure_topics, read_topic
 from valuedrift.ops.worker_process import WorkerProcess
+from valuedrift.streams.core.records import ClassifiedResponse, DeadLetter, ResponseEvent, WindowStatistic, pack_lines
 from valuedrift.streams.offline import run_offline
-from valuedrift.streams.records import ClassifiedResponse, DeadLetter, ResponseEvent, WindowStatistic, pack_lines
 
 from tests.helpers import T0, comparable, ev, scenario, windows_of
 from tests.texts import PAIRS

@@ -11,7 +11,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from valuedrift.classifier.datasets import DatasetError, parse_examples
-from valuedrift.streams.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, WindowStatistic
+from valuedrift.streams.core.records import ClassifiedResponse, DeadLetter, RecordError, ResponseEvent, WindowStatistic
 from valuedrift.streams.security import KafkaSecurity
 from valuedrift.streams.settings import BrokerURL, Settings, parse_combine, parse_duration
 

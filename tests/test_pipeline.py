@@ -13,9 +13,9 @@ from valuedrift.classifier.rules import RuleClassifier
 from valuedrift.ops.broker import free_port
 from valuedrift.ops.kafka import ensure_topics, read_topic
 from valuedrift.ops.worker_process import WorkerProcess
-from valuedrift.streams.entropy import entropy_se, plugin_entropy
+from valuedrift.streams.core.entropy import entropy_se, plugin_entropy
+from valuedrift.streams.core.records import DeadLetter, ResponseEvent
 from valuedrift.streams.offline import run_offline
-from valuedrift.streams.records import DeadLetter, ResponseEvent
 
 from tests.helpers import T0, alerts_of, comparable, ev, produce, scenario, windows_of
 
@@ -136,7 +136,7 @@ def test_a_worker_restarted_with_another_classifier_flags_the_change_instead_of_
 
 
 def test_late_events_reach_the_late_topic_and_on_time_ones_count(settings, tmp_path):
-    from valuedrift.streams.records import LateEvent
+    from valuedrift.streams.core.records import LateEvent
 
     settings = settings.replace(lateness_seconds=30.0, partitions=1)
     asyncio.run(ensure_topics(settings))

@@ -3,8 +3,8 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from valuedrift.streams.alerting import AlertPolicy, AlertState, evaluate
-from valuedrift.streams.policy import PolicyConfig, PolicyState, step
+from valuedrift.streams.core.alerting import AlertPolicy, AlertState, evaluate
+from valuedrift.streams.core.policy import PolicyConfig, PolicyState, step
 
 from tests.helpers import T0, P, windows_from
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from valuedrift.streams.rates import effective_alignment_work, slope_estimate, suppression, variance_shares
-from valuedrift.streams.simulation import sample, scenario_probs, window_statistics
+from valuedrift.streams.core.rates import effective_alignment_work, slope_estimate, suppression, variance_shares
+from valuedrift.streams.core.simulation import sample, scenario_probs, window_statistics
 
 
 def series(scenario, steps=60, seed=0, **kw):

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
-from valuedrift.streams.records import (
+from valuedrift.streams.core.records import (
     ClassifiedResponse,
     DeadLetter,
     RecordError,

@@ -17,8 +17,8 @@ import pytest
 from valuedrift.classifier.rules import RuleClassifier
 from valuedrift.classifier.training_data import shared_data_dir
 from valuedrift.ops.replay import ReplayError, ReplayOptions, canonical_json, read_files, replay
+from valuedrift.streams.core.records import ClassifiedResponse, ResponseEvent, WindowStatistic
 from valuedrift.streams.offline import run_offline
-from valuedrift.streams.records import ClassifiedResponse, ResponseEvent, WindowStatistic
 from valuedrift.streams.settings import Settings
 
 from tests.helpers import cli
@@ -579,7 +579,7 @@ def test_the_worker_and_replay_topic_accept_and_refuse_the_same_hostile_messages
 
     from valuedrift.ops.kafka import ensure_topics, read_topic
     from valuedrift.ops.worker_process import WorkerProcess
-    from valuedrift.streams.records import DeadLetter
+    from valuedrift.streams.core.records import DeadLetter
 
     from tests.helpers import produce, windows_of
 

@@ -20,7 +20,7 @@ from valuedrift.sampler.packing import Item, pack
 from valuedrift.sampler.probe import JailbreakSchedule, Probe, ProbePlan, ProbeSetError, load_prefixes, load_probe_set
 from valuedrift.sampler.retry import GenerationError, RetryPolicy, backoff_delay
 from valuedrift.sampler.seeding import row_key, uniform
-from valuedrift.streams.records import ChatMessage, DeadLetter, ProbeRequest, RecordError, ResponseEvent
+from valuedrift.streams.core.records import ChatMessage, DeadLetter, ProbeRequest, RecordError, ResponseEvent
 
 T0 = 1767225600.0
 

@@ -1,7 +1,7 @@
 import pytest
-from valuedrift.streams.app import faust_settings
 from valuedrift.streams.security import KafkaSecurity
 from valuedrift.streams.settings import BrokerURL, Settings
+from valuedrift.streams.worker.app import faust_settings
 
 SASL = {"VALUEDRIFT_SECURITY_PROTOCOL": "SASL_SSL", "VALUEDRIFT_SASL_MECHANISM": "scram-sha-256",
         "VALUEDRIFT_SASL_USERNAME": "monitor"}

@@ -1,6 +1,6 @@
 import pytest
+from valuedrift.streams.core.topics import Topics
 from valuedrift.streams.settings import ENV_NAMES, BrokerURL, Settings, parse_duration
-from valuedrift.streams.topics import Topics
 
 
 def test_broker_urls():

@@ -5,8 +5,15 @@ import sys
 import numpy as np
 import pytest
 from valuedrift.ops.bench_detectors import run_bench
-from valuedrift.streams.entropy import plugin_entropy
-from valuedrift.streams.simulation import BASE, jailbreak_probs, jump_probs, sample, scenario_probs, window_statistics
+from valuedrift.streams.core.entropy import plugin_entropy
+from valuedrift.streams.core.simulation import (
+    BASE,
+    jailbreak_probs,
+    jump_probs,
+    sample,
+    scenario_probs,
+    window_statistics,
+)
 
 
 def test_drift_scenario_raises_true_entropy_at_sigma_per_step():

@@ -11,9 +11,9 @@ from aiohttp import web
 from valuedrift.ops.broker import free_port
 from valuedrift.ops.kafka import ensure_topics
 from valuedrift.ops.worker_process import WorkerProcess
-from valuedrift.streams.records import Alert
+from valuedrift.streams.core.records import Alert
+from valuedrift.streams.core.webhook_signature import DELIVERY_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from valuedrift.streams.sinks import AlertSinks, Sink, parse_sink
-from valuedrift.streams.webhook_signature import DELIVERY_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 
 from tests.helpers import alerts_of, produce, scenario, windows_of
 
@@ -151,7 +151,7 @@ def test_worker_serves_metrics_on_loopback_and_writes_alerts_to_a_jsonl_sink(set
 def test_webhook_verify_command_accepts_a_fresh_delivery_and_refuses_others(tmp_path):
     import os
 
-    from valuedrift.streams.webhook_signature import SIGNATURE_HEADER, signed_headers
+    from valuedrift.streams.core.webhook_signature import SIGNATURE_HEADER, signed_headers
 
     from tests.helpers import cli
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from valuedrift.streams.app import EXIT_STAGE_FAILED
+from valuedrift.streams.worker.app import EXIT_STAGE_FAILED
 
 
 def test_a_failing_stage_stops_the_process_with_one_line():
     code = ("import asyncio\n"
-            "from valuedrift.streams.app import stops_worker_on_failure\n"
+            "from valuedrift.streams.worker.app import stops_worker_on_failure\n"
             "@stops_worker_on_failure('windows')\n"
             "async def stage(stream):\n"
             "    raise ValueError('window size 0.0001 s')\n"
@@ -25,7 +25,7 @@ def test_a_failing_stage_stops_the_process_with_one_line():
 
 def test_a_cancelled_stage_is_not_a_failure():
     code = ("import asyncio\n"
-            "from valuedrift.streams.app import stops_worker_on_failure\n"
+            "from valuedrift.streams.worker.app import stops_worker_on_failure\n"
             "@stops_worker_on_failure('alerts')\n"
             "async def stage():\n"
             "    raise asyncio.CancelledError\n"

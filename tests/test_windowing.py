@@ -3,9 +3,9 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from valuedrift.classifier.taxonomy import CATEGORY_CODES
-from valuedrift.streams.entropy import plugin_entropy
-from valuedrift.streams.windowing import KeyWindows, WindowConfig, WindowEngine
+from valuedrift.streams.core.entropy import plugin_entropy
+from valuedrift.streams.core.taxonomy import CATEGORY_CODES
+from valuedrift.streams.core.windowing import KeyWindows, WindowConfig, WindowEngine
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z, a multiple of 60
 
@@ -144,8 +144,8 @@ def test_in_order_input_is_never_late_and_independent_of_key_interleaving(rnd):
 
 
 def test_confusion_corrected_and_soft_entropy_are_reported_per_window():
-    from valuedrift.streams.estimators import confusion_corrected
-    from valuedrift.streams.windowing import window_statistic
+    from valuedrift.streams.core.estimators import confusion_corrected
+    from valuedrift.streams.core.windowing import window_statistic
 
     codes = ("g1", "g2", "g3", "g4", "g5")
     # a classifier that labels a fifth of true g1 as g3: predicted counts overstate g3
@@ -181,7 +181,7 @@ def test_windows_record_their_classifier_versions_and_flag_a_change():
 
 
 def test_a_window_keeps_a_bounded_number_of_classifier_versions():
-    from valuedrift.streams.windowing import MAX_VERSIONS_PER_WINDOW
+    from valuedrift.streams.core.windowing import MAX_VERSIONS_PER_WINDOW
 
     kw = KeyWindows()
     cfg = WindowConfig(size=60, lateness=0)

@@ -12,8 +12,8 @@ from valuedrift.classifier.rules import RuleClassifier
 from valuedrift.ops.kafka import ensure_topics, read_topic, send_all
 from valuedrift.ops.worker_process import WorkerProcess
 from valuedrift.streams.adapters import AdapterConfig, adapt
+from valuedrift.streams.core.records import DeadLetter
 from valuedrift.streams.offline import run_offline
-from valuedrift.streams.records import DeadLetter
 
 from tests.helpers import T0, comparable, windows_of
 from tests.texts import PAIRS

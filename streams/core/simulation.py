@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from valuedrift.classifier.taxonomy import CATEGORY_CODES
-from valuedrift.streams.entropy import plugin_entropy
-from valuedrift.streams.records import WindowStatistic
-from valuedrift.streams.windowing import window_statistic
+from valuedrift.streams.core.entropy import plugin_entropy
+from valuedrift.streams.core.records import WindowStatistic
+from valuedrift.streams.core.taxonomy import CATEGORY_CODES
+from valuedrift.streams.core.windowing import window_statistic
 
 BASE = (0.85, 0.02, 0.10, 0.02, 0.01)
 START = 1767225600.0  # 2026-01-01T00:00:00Z

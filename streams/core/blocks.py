@@ -37,7 +37,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from valuedrift.streams.entropy import miller_madow_entropy, plugin_entropy
+from valuedrift.streams.core.entropy import miller_madow_entropy, plugin_entropy
 
 SMOOTHING = 0.5  # pseudo-count per category in the pooled null distribution (Jeffreys)
 DEFAULT_MIN_N = 100  # responses a block needs before the rules judge it (the n the thresholds were calibrated at)

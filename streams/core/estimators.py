@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from valuedrift.streams.entropy import plugin_entropy
+from valuedrift.streams.core.entropy import plugin_entropy
 
 
 def chao_shen_entropy(counts: Sequence[float]) -> float:

@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from valuedrift.streams.entropy import plugin_entropy
+from valuedrift.streams.core.entropy import plugin_entropy
 
 Z95 = 1.959963984540054
 

@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-from valuedrift.streams.records import format_time
+from valuedrift.streams.core.records import format_time
 
 DEFAULT_MAX_SKEW_SECONDS = 300.0  # five minutes: clocks of producers disagree by seconds, not minutes
 

@@ -1,6 +1,6 @@
 """Alert rules evaluated on each closed window's statistic (pure, no Kafka).
 
-The rules run on *blocks* (``valuedrift.streams.blocks``): a key's closed windows, merged until they hold at
+The rules run on *blocks* (``valuedrift.streams.core.blocks``): a key's closed windows, merged until they hold at
 least ``min_n`` responses (100 by default), judged on their Miller–Madow entropy with standard errors taken under
 the null hypothesis of no change. A window that does not complete a block raises nothing: it is held.
 
@@ -16,11 +16,11 @@ the null hypothesis of no change. A window that does not complete a block raises
   and δ 0.01 nats/block, not River's defaults of 50 and 0.005, which are in input units far from entropy's
   scale), and opt-in ``adwin`` and ``kswin``.
 
-Every rule's alert is an ``info`` *signal*; the policy (``valuedrift.streams.policy``) turns signals into one
+Every rule's alert is an ``info`` *signal*; the policy (``valuedrift.streams.core.policy``) turns signals into one
 ``drift`` alert per episode, at ``warning`` or ``critical``: that is the alert to page on.
 ``valuedrift bench detectors`` measures every rule's false alarms and delays, and the policy's, at every k.
 
->>> from valuedrift.streams.records import WindowStatistic
+>>> from valuedrift.streams.core.records import WindowStatistic
 >>> def window(t, counts):
 ...     return WindowStatistic(monitor_key="m", window_start=t, window_end=t + 60, n=sum(counts.values()),
 ...         counts=counts, mean_probs=dict.fromkeys(counts, 0.2), entropy=0, entropy_se=0, entropy_mm=0,
@@ -43,8 +43,7 @@ from functools import cached_property
 from statistics import NormalDist
 from typing import Any
 
-from valuedrift.classifier.taxonomy import Category, categories_for
-from valuedrift.streams.blocks import (
+from valuedrift.streams.core.blocks import (
     DEFAULT_MIN_N,
     Accumulator,
     Block,
@@ -53,10 +52,11 @@ from valuedrift.streams.blocks import (
     null_variance,
     trend_inputs,
 )
-from valuedrift.streams.changes import category_changes, grew, rise_z, summary
-from valuedrift.streams.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
-from valuedrift.streams.records import Alert, WindowStatistic, format_time
-from valuedrift.streams.windowing import DEFAULT_EXAMPLES
+from valuedrift.streams.core.changes import category_changes, grew, rise_z, summary
+from valuedrift.streams.core.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
+from valuedrift.streams.core.records import Alert, WindowStatistic, format_time
+from valuedrift.streams.core.taxonomy import Category, categories_for
+from valuedrift.streams.core.windowing import DEFAULT_EXAMPLES
 
 BINARY_RULES = ("ddm_g2", "ddm_g4")  # River DDM on per-response indicators: is it g2 (g4)?
 RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin", *BINARY_RULES)
@@ -89,7 +89,7 @@ class AlertPolicy:
     clear_windows: int = 10
     cooldown_windows: int = 0
     family_size: int = 1  # monitored keys: z rules are Bonferroni-adjusted to p / family_size
-    min_n: int = DEFAULT_MIN_N  # responses a block needs: smaller windows are merged forward (streams.blocks)
+    min_n: int = DEFAULT_MIN_N  # responses a block needs: smaller windows are merged forward (core.blocks)
     examples: int = DEFAULT_EXAMPLES  # event ids per grown category in an alert's evidence
     categories: tuple[Category, ...] | None = None  # names and directions of the codes (None: a known taxonomy's)
     page_on: tuple[str, ...] = ()  # categories whose significant rise opens a critical drift episode by itself
@@ -288,7 +288,7 @@ class _Measure:
 
 
 def what_moved(w: WindowStatistic, block: Block, earlier: list[Block], policy: AlertPolicy) -> dict[str, Any] | None:
-    """The evidence of which categories moved (``valuedrift.streams.changes``) between the key's earlier blocks,
+    """The evidence of which categories moved (``valuedrift.streams.core.changes``) between the key's earlier blocks,
     pooled, and this block; with the direction it means and example event ids of the alerting window."""
     if not earlier:
         return None
@@ -327,7 +327,7 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     """Return the alerts that one window statistic raises under the policy, in rule order.
 
     ``state`` is updated; a window at or before the last one seen for the key (a redelivery) raises
-    nothing, and so does a window that does not complete a block (``valuedrift.streams.blocks``): it is held
+    nothing, and so does a window that does not complete a block (``valuedrift.streams.core.blocks``): it is held
     and merged with the key's next windows.
     """
     if state.last_window_start is not None and w.window_start <= state.last_window_start:

@@ -12,7 +12,7 @@ def producer_config(broker: BrokerURL) -> dict[str, Any]:
 
     The embedded broker's end-offset defect (ListOffsets reports the last batch's base offset + 1)
     only hurts readers that stop at the end offset: Faust's changelog recovery, whose producer sends
-    one record per batch there (``valuedrift.streams.app.faust_settings``). Nothing reads these topics that way.
+    one record per batch there (``valuedrift.streams.worker.app.faust_settings``). Nothing reads these topics that way.
     """
     return {**broker.client_options(), "acks": "all", "linger_ms": 5, "max_batch_size": 256 * 1024}
 

@@ -1,6 +1,6 @@
 """The alert policy: turns the rules' per-window signals into drift episodes (pure, no Kafka).
 
-Each rule (``valuedrift.streams.alerting``) emits an ``info`` alert when it fires: a *signal*. The policy
+Each rule (``valuedrift.streams.core.alerting``) emits an ``info`` alert when it fires: a *signal*. The policy
 decides when signals amount to drift worth a page, and emits one ``drift`` alert per episode:
 
 - **combine**: ``any`` (one signal rule fired) or ``k_of_n`` (at least ``k`` distinct signal rules

@@ -32,11 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from valuedrift.classifier.taxonomy import CATEGORY_CODES
-from valuedrift.streams.blocks import DEFAULT_MIN_N
-from valuedrift.streams.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
-from valuedrift.streams.estimators import confusion_corrected
-from valuedrift.streams.records import WindowStatistic
+from valuedrift.streams.core.blocks import DEFAULT_MIN_N
+from valuedrift.streams.core.entropy import delta_se, entropy_se, miller_madow_entropy, plugin_entropy
+from valuedrift.streams.core.estimators import confusion_corrected
+from valuedrift.streams.core.records import WindowStatistic
+from valuedrift.streams.core.taxonomy import CATEGORY_CODES
 
 DEFAULT_EXAMPLES = 5  # example event ids a window keeps per category
 MIN_WINDOW_SECONDS = 1.0  # shorter windows hold too few events to mean anything, and ids are kept to the ms
@@ -125,8 +125,9 @@ def window_statistic(key: str, start: float, end: float, categories: Sequence[st
     """Return the statistic of one window from its counts; ``prev`` is (start ms, S, SE) of the key's previous one.
 
     With the classifier's held-out ``confusion`` matrix, ``entropy_corrected`` is the entropy of the
-    category mix estimated by inverting it (``valuedrift.streams.estimators.confusion_corrected``). ``versions`` are the
-    classifier versions of this window's events, ``prev_versions`` those of the key's previous window.
+    category mix estimated by inverting it (``valuedrift.streams.core.estimators.confusion_corrected``).
+    ``versions`` are the classifier versions of this window's events, ``prev_versions`` those of the key's
+    previous window.
     """
     n = int(sum(counts))
     s = plugin_entropy(counts)

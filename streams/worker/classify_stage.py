@@ -20,10 +20,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from valuedrift.classifier.base import Classifier
 from valuedrift.streams.adapters import AdapterConfig, AdapterError, adapt_bytes
-from valuedrift.streams.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
-from valuedrift.streams.kafka_config import consumer_config, producer_config
-from valuedrift.streams.metrics import WorkerMetrics
-from valuedrift.streams.records import (
+from valuedrift.streams.core.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
+from valuedrift.streams.core.records import (
     ClassifiedResponse,
     DeadLetter,
     RecordError,
@@ -32,6 +30,8 @@ from valuedrift.streams.records import (
     pack_lines,
 )
 from valuedrift.streams.settings import Settings
+from valuedrift.streams.worker.kafka_config import consumer_config, producer_config
+from valuedrift.streams.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("valuedrift.classify")
 
@@ -46,7 +46,7 @@ def validate(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None 
     The project's own record gives one event; other formats (``valuedrift.streams.adapters``) may give several, and
     take the message's Kafka timestamp as event time when the record has none. An event more than ``max_skew``
     seconds ahead of the message's Kafka timestamp (of the time it is read, where the message has none) makes the
-    message unusable: it would move its key's watermark (``valuedrift.streams.clock``).
+    message unusable: it would move its key's watermark (``valuedrift.streams.core.clock``).
     """
     events = _events(msg, max_bytes, adapter)
     if isinstance(events, str):

@@ -2,7 +2,7 @@
 
 Stages (one agent each):
 
-1. ``classify`` (``valuedrift.streams.classify_stage``): reads raw input messages in
+1. ``classify`` (``valuedrift.streams.worker.classify_stage``): reads raw input messages in
    batches, validates them, runs the classifier in a thread, produces
    classified records keyed by monitor key, then commits. Bad messages go to
    the dead-letter topic.
@@ -13,8 +13,8 @@ Stages (one agent each):
    so redelivered or re-classified messages are not counted twice.
 3. ``alerts``: evaluates the alert rules on each window statistic.
 
-The window and alert logic lives in pure modules (``valuedrift.streams.windowing``,
-``valuedrift.streams.alerting``); this module only wires them to Kafka.
+The window and alert logic lives in pure modules (``valuedrift.streams.core.windowing``,
+``valuedrift.streams.core.alerting``); this module only wires them to Kafka.
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ from typing import Any
 
 import faust
 from valuedrift.classifier.base import Classifier
-from valuedrift.streams.alerting import RIVER_RULES, AlertState, evaluate
-from valuedrift.streams.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
-from valuedrift.streams.gc_tuning import tune_gc
-from valuedrift.streams.metrics import WorkerMetrics
-from valuedrift.streams.records import (
+from valuedrift.streams.core.alerting import RIVER_RULES, AlertState, evaluate
+from valuedrift.streams.core.records import (
     ClassifiedResponse,
     DeadLetter,
     LateEvent,
@@ -44,9 +41,12 @@ from valuedrift.streams.records import (
     split_lines,
     tick_payload,
 )
+from valuedrift.streams.core.windowing import KeyWindows, idle_since
 from valuedrift.streams.settings import Settings
 from valuedrift.streams.sinks import AlertSinks
-from valuedrift.streams.windowing import KeyWindows, idle_since
+from valuedrift.streams.worker.classify_stage import MAX_EVENTS_PER_MESSAGE, ClassifyStage
+from valuedrift.streams.worker.gc_tuning import tune_gc
+from valuedrift.streams.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("valuedrift.worker")
 
