@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 from valuedrift.streams.adapters import AdapterConfig, AdapterError, FieldMap, adapt, detect_format
 from valuedrift.streams.core.clock import DEFAULT_MAX_SKEW_SECONDS, ahead_reason
+from valuedrift.streams.core.pipeline import RecordRefused
 from valuedrift.streams.core.rates import (
     Estimate,
     effective_alignment_work,
@@ -495,7 +496,7 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
             if r.category in codes:
                 good.append(r)
             elif len(inp.bad_examples) < MAX_BAD_EXAMPLES:  # the live window agent dead-letters these
-                inp.bad_examples.append(f"{r.id}: category {r.category!r} is not in taxonomy {list(codes)}")
+                inp.bad_examples.append(f"{r.id}: {RecordRefused(r.category, codes)}")
         unknown = len(recs) - len(good)
         if opts.order == "time":
             good.sort(key=lambda r: r.event_time)
@@ -519,7 +520,7 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         events = list(inp.events)
         if opts.order == "time":
             events.sort(key=lambda e: e.event_time)
-        result = run_offline(_counting(events, tick), clf, settings, batch_size=64, emit=emit)
+        result = run_offline(_counting(events, tick), clf, settings, chunk_size=64, emit=emit)
         meta = getattr(clf, "meta", None) or {}
         classifier_info = {"spec": opts.classifier, "model_version": clf.version,
                            "taxonomy": list(clf.taxonomy.codes), "name": meta.get("name"),

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from valuedrift.classifier.base import Classifier
-from valuedrift.streams.core.alerting import AlertState, check_page_on, evaluate
+from valuedrift.streams.core.alerting import AlertState
 from valuedrift.streams.core.records import Alert, ClassifiedResponse, ResponseEvent, WindowStatistic
 from valuedrift.streams.core.windowing import WindowEngine
 from valuedrift.streams.settings import Settings
+
+DEFAULT_CHUNK_SIZE = 256  # events per classifier call in run_offline (the classifier batches within a call itself)
 
 
 @dataclass
@@ -28,23 +30,23 @@ class OfflineResult:
 
 
 class OfflineCore:
-    """Windows and alert rules over classified events held in memory: what both offline runs share.
+    """Every key's windows and alert state in memory, around the pipeline's per-record core
+    (``valuedrift.streams.core.pipeline``): what both offline runs share.
 
     ``add`` is what the live window agent does per classified record (without the Kafka bookkeeping);
     ``finish`` flushes the open windows and evaluates the alert rules, per key in window order.
     """
 
-    def __init__(self, settings: Settings, codes: tuple[str, ...], confusion: Any = None) -> None:
-        self.codes = codes
-        self.engine = WindowEngine(settings.window_config(codes, confusion))
-        self.policy = settings.alert_policy()
-        check_page_on(self.policy, codes)
+    def __init__(self, settings: Settings, codes: tuple[str, ...], confusion: Any = None,
+                 categories: tuple | None = None) -> None:
+        self.pipeline = settings.pipeline(codes, confusion, categories)
+        self.engine = WindowEngine(self.pipeline.cfg)
         self.windows: list[WindowStatistic] = []
         self.late = 0
 
-    def add(self, key: str, event_time: float, category: str, probs: list[float] | None,
-            version: str | None = None, event_id: str | None = None) -> None:
-        res = self.engine.add(key, event_time, category, probs, version, event_id)
+    def add(self, rec: ClassifiedResponse) -> None:
+        """Window one classified record (RecordRefused when its category is not the classifier's)."""
+        res = self.pipeline.add(self.engine.key(rec.monitor_key), rec)
         if res.closed:
             self.windows.extend(res.closed)
         if res.late:
@@ -55,36 +57,39 @@ class OfflineCore:
         states: dict[str, AlertState] = {}
         alerts = []
         for w in windows:  # per key, windows are in order; keys are independent
-            alerts.extend(evaluate(w, self.policy, states.setdefault(w.monitor_key, AlertState())))
+            alerts.extend(self.pipeline.judge(w, states.setdefault(w.monitor_key, AlertState())))
         return OfflineResult(windows=windows, alerts=alerts, late=self.late)
 
 
 def run_offline(events: Iterable[ResponseEvent], classifier: Classifier, settings: Settings,
-                batch_size: int = 256, emit: Callable[[ClassifiedResponse], None] | None = None) -> OfflineResult:
-    """Classify events in batches, window them by event time, flush at the end, and evaluate the rules.
+                chunk_size: int = DEFAULT_CHUNK_SIZE,
+                emit: Callable[[ClassifiedResponse], None] | None = None) -> OfflineResult:
+    """Classify events ``chunk_size`` at a time, window them by event time, flush at the end, and evaluate the rules.
 
     ``emit``, if given, receives each event's ``ClassifiedResponse`` (what the worker sends to the classified
     topic) in the order the events are windowed; ``run_classified`` on those records gives the same result.
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 events, got {chunk_size}")
     codes = classifier.taxonomy.codes
-    core = OfflineCore(settings, codes, getattr(classifier, "confusion", None))
+    core = OfflineCore(settings, codes, getattr(classifier, "confusion", None), classifier.taxonomy.categories)
 
-    def run(batch: list[ResponseEvent]) -> None:
-        probs = classifier.predict_proba([e.prompt for e in batch], [e.response for e in batch])
-        for ev, row in zip(batch, probs, strict=True):
+    def run(chunk: list[ResponseEvent]) -> None:
+        probs = classifier.predict_proba([e.prompt for e in chunk], [e.response for e in chunk])
+        for ev, row in zip(chunk, probs, strict=True):
+            rec = ClassifiedResponse.labelled(ev, row, codes, classifier.version)
             if emit is not None:
-                emit(ClassifiedResponse.labelled(ev, row, codes, classifier.version))
-            core.add(ev.monitor_key, ev.event_time, codes[int(row.argmax())], [float(x) for x in row],
-                     classifier.version, ev.id)
+                emit(rec)
+            core.add(rec)
 
-    batch: list[ResponseEvent] = []
+    chunk: list[ResponseEvent] = []
     for ev in events:
-        batch.append(ev)
-        if len(batch) >= batch_size:
-            run(batch)
-            batch = []
-    if batch:
-        run(batch)
+        chunk.append(ev)
+        if len(chunk) >= chunk_size:
+            run(chunk)
+            chunk = []
+    if chunk:
+        run(chunk)
     return core.finish()
 
 
@@ -93,12 +98,11 @@ def run_classified(records: Iterable[ClassifiedResponse], settings: Settings,
                    emit: Callable[[ClassifiedResponse], None] | None = None) -> OfflineResult:
     """Window already-classified records (no inference) as the live window agent does: by their
     ``category``, with their ``probs`` in ``codes`` order. A record whose category is not in ``codes``
-    raises ValueError (the live agent dead-letters it; check first). ``emit``: as in ``run_offline``."""
+    raises RecordRefused, a ValueError (the live agent dead-letters it; check first). ``emit``: as in
+    ``run_offline``."""
     core = OfflineCore(settings, codes, confusion)
     for rec in records:
         if emit is not None:
             emit(rec)
-        p = rec.probs
-        core.add(rec.monitor_key, rec.event_time, rec.category, [p.get(c, 0.0) for c in codes], rec.model_version,
-                 rec.id)
+        core.add(rec)
     return core.finish()

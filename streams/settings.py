@@ -204,6 +204,13 @@ class Settings:
         return WindowConfig(size=self.window_seconds, lateness=self.lateness_seconds, categories=categories,
                             confusion=matrix, min_n=self.alert_min_n, examples=self.alert_examples)
 
+    def pipeline(self, codes: tuple[str, ...], confusion: Any = None, categories: tuple | None = None):  # noqa: ANN201
+        """The per-record core (``valuedrift.streams.core.pipeline.Pipeline``) these settings describe, for a
+        classifier's category codes, held-out confusion matrix and taxonomy categories (names and directions)."""
+        from valuedrift.streams.core.pipeline import Pipeline
+
+        return Pipeline(self.window_config(codes, confusion), self.alert_policy(categories))
+
     def adapter_config(self):  # noqa: ANN201 - returns valuedrift.streams.adapters.AdapterConfig
         """How input messages map onto response events (ValueError names a bad format or map)."""
         from valuedrift.streams.adapters import AdapterConfig, FieldMap, load_map, parse_map

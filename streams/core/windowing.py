@@ -318,14 +318,18 @@ class WindowEngine:
         self.cfg = cfg
         self.keys: dict[str, KeyWindows] = {}
 
+    def key(self, key: str) -> KeyWindows:
+        """The windows of ``key``, created empty for a new key."""
+        kw = self.keys.get(key)
+        if kw is None:
+            kw = self.keys[key] = KeyWindows()
+        return kw
+
     def add(
         self, key: str, event_time: float, category: str, probs: Sequence[float] | None = None,
         version: str | None = None, event_id: str | None = None,
     ) -> AddResult:
-        kw = self.keys.get(key)
-        if kw is None:
-            kw = self.keys[key] = KeyWindows()
-        return kw.add(self.cfg, key, event_time, category, probs, version=version, event_id=event_id)
+        return self.key(key).add(self.cfg, key, event_time, category, probs, version=version, event_id=event_id)
 
     def flush(self) -> list[WindowStatistic]:
         """Close every key's open windows at the end of the input, in key order."""

@@ -30,7 +30,8 @@ from typing import Any
 
 import faust
 from valuedrift.classifier.base import Classifier
-from valuedrift.streams.core.alerting import RIVER_RULES, AlertState, evaluate
+from valuedrift.streams.core.alerting import RIVER_RULES, AlertState
+from valuedrift.streams.core.pipeline import RecordRefused
 from valuedrift.streams.core.records import (
     ClassifiedResponse,
     DeadLetter,
@@ -107,181 +108,196 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     return opts
 
 
-def create_app(settings: Settings, classifier: Classifier) -> faust.App:
-    """Return a Faust app with the three stages wired to the configured topics."""
-    settings.datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(settings.app_id, **faust_settings(settings))
-    names = settings.topics
-    cfg = settings.window_config(classifier.taxonomy.codes, getattr(classifier, "confusion", None))
-    policy = settings.alert_policy(classifier.taxonomy.categories)
-    if any(rule in RIVER_RULES for rule in policy.rules):
-        # Import River (and SciPy) now, not at the first window: it takes over a second, during which
-        # the event loop, and with it both stages, would stand still.
-        import river.drift  # noqa: F401
+class WorkerApp:
+    """The worker's Faust app and its stages, one method each; ``app`` is the ``faust.App`` they are wired to.
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    The state the stages share lives on the object: the window and alert tables (changelog-backed), the
+    in-memory detector cache, the set of live keys, the metrics and the alert sinks. Each record goes through
+    the pipeline's per-record core (``valuedrift.streams.core.pipeline``), the same the offline runs call.
+    """
 
-    classified = topic(names.classified)
-    entropy = topic(names.entropy)
-    alerts = topic(names.alerts)
-    deadletter = topic(names.deadletter)
-    late = topic(names.late)
-    state = app.Table("window-state", default=None, partitions=settings.partitions,
-                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    alert_state = app.Table("alert-state", default=None, partitions=settings.partitions,
-                            schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    # Idle-close counts a key's silence from its last event (KeyWindows.seen_at, in the changelog), or from this
-    # worker's first message for keys silent longer than that (windowing.idle_since).
-    alert_cache: dict[str, AlertState] = {}
-    resumed: list[float] = []
-    live_keys: set[str] = set()  # keys with open windows on this worker (bounded by max_live_keys)
-    metrics = WorkerMetrics()
-    sinks = AlertSinks(settings.sink_specs, on_undelivered=lambda name, why: metrics.sink_failures.labels(
-        sink=name, why=why).inc())
+    def __init__(self, settings: Settings, classifier: Classifier) -> None:
+        settings.datadir.mkdir(parents=True, exist_ok=True)
+        self.settings, self.classifier = settings, classifier
+        self.app = faust.App(settings.app_id, **faust_settings(settings))
+        self.app.valuedrift_settings = settings  # type: ignore[attr-defined]
+        self.pipeline = settings.pipeline(classifier.taxonomy.codes, getattr(classifier, "confusion", None),
+                                          classifier.taxonomy.categories)
+        if any(rule in RIVER_RULES for rule in self.pipeline.policy.rules):
+            # Import River (and SciPy) now, not at the first window: it takes over a second, during which
+            # the event loop, and with it both stages, would stand still.
+            import river.drift  # noqa: F401
+        names = settings.topics
+        self.classified = self._topic(names.classified)
+        self.entropy = self._topic(names.entropy)
+        self.alerts = self._topic(names.alerts)
+        self.deadletter = self._topic(names.deadletter)
+        self.late = self._topic(names.late)
+        json_schema = faust.Schema(key_serializer="json", value_serializer="json")
+        self.window_state = self.app.Table("window-state", default=None, partitions=settings.partitions,
+                                           schema=json_schema)
+        self.alert_state = self.app.Table("alert-state", default=None, partitions=settings.partitions,
+                                          schema=json_schema)
+        # Idle-close counts a key's silence from its last event (KeyWindows.seen_at, in the changelog), or from
+        # this worker's first message for keys silent longer than that (windowing.idle_since).
+        self.resumed_at: float | None = None
+        self.alert_cache: dict[str, AlertState] = {}  # detector objects live in memory between windows
+        self.live_keys: set[str] = set()  # keys with open windows on this worker (bounded by max_live_keys)
+        self.metrics = WorkerMetrics()
+        self.sinks = AlertSinks(settings.sink_specs, on_undelivered=lambda name, why: self.metrics.sink_failures
+                                .labels(sink=name, why=why).inc())
+        self._wire()
 
-    def remember(key: str, kw: KeyWindows) -> None:
-        (live_keys.add if kw.open else live_keys.discard)(key)
-        metrics.live_keys.set(len(live_keys))
+    def _topic(self, name: str) -> faust.TopicT:
+        return self.app.topic(name, key_type=bytes, value_type=bytes, partitions=self.settings.partitions)
 
-    def store(key: str, kw: KeyWindows) -> None:
-        state[key] = kw.to_dict()
+    def _wire(self) -> None:
+        """Register the stages with Faust: two tasks, two agents and the idle-close timer."""
+        app, settings = self.app, self.settings
+        app.task(stops_worker_on_failure("classify")(self.classify))
+        app.agent(self.classified, name="windows")(stops_worker_on_failure("windows")(self.windows))
+        app.agent(self.entropy, name="alerts")(stops_worker_on_failure("alerts")(self.judge))
+        if settings.metrics_port:
+            app.task(stops_worker_on_failure("metrics")(self.serve_metrics))
+        if settings.idle_close_seconds > 0:
+            app.timer(interval=max(0.5, min(settings.idle_close_seconds / 2, 30.0)), name="tick")(self.tick)
 
-    if settings.metrics_port:
-        @app.task
-        @stops_worker_on_failure("metrics")
-        async def serve_metrics() -> None:
-            metrics.serve(settings.metrics_port, settings.metrics_host)
-            log.warning("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    async def serve_metrics(self) -> None:
+        s = self.settings
+        self.metrics.serve(s.metrics_port, s.metrics_host)
+        log.warning("metrics on http://%s:%d/metrics", s.metrics_host, s.metrics_port)
 
+    async def classify(self) -> None:
+        """Stage 1: input topic → classified topic (``ClassifyStage``)."""
+        await ClassifyStage(self.settings, self.classifier, self.metrics).run()
 
-    async def dead(event: faust.EventT, stage: str, reason: str, payload: bytes | None = None) -> None:
+    async def dead(self, event: faust.EventT, stage: str, reason: str, payload: bytes | None = None) -> None:
+        """Send a message (or one line of it, ``payload``) to the dead-letter topic with the reason."""
         m = event.message
-        metrics.dead_letters.labels(stage=stage).inc()
+        self.metrics.dead_letters.labels(stage=stage).inc()
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
         rec = DeadLetter.of(event.value if payload is None else payload, m.topic, m.partition, m.offset, stage,
                             reason)
-        await deadletter.send(value=rec.to_bytes())
+        await self.deadletter.send(value=rec.to_bytes())
 
-    @app.task
-    @stops_worker_on_failure("classify")
-    async def classify() -> None:
-        await ClassifyStage(settings, classifier, metrics).run()
-
-    async def emit(stats: list[WindowStatistic]) -> None:
+    async def emit(self, stats: list[WindowStatistic]) -> None:
         for st in stats:
-            await entropy.send(key=st.monitor_key.encode(), value=st.to_bytes())
-            metrics.windows.inc()
-            metrics.entropy(st.monitor_key, st.entropy)
-            metrics.shares(st.monitor_key, st.counts)
+            await self.entropy.send(key=st.monitor_key.encode(), value=st.to_bytes())
+            self.metrics.windows.inc()
+            self.metrics.entropy(st.monitor_key, st.entropy)
+            self.metrics.shares(st.monitor_key, st.counts)
 
-    @app.agent(classified, name="windows")
-    @stops_worker_on_failure("windows")
-    async def windows(stream: faust.StreamT) -> None:
+    def remember(self, key: str, kw: KeyWindows) -> None:
+        (self.live_keys.add if kw.open else self.live_keys.discard)(key)
+        self.metrics.live_keys.set(len(self.live_keys))
+
+    def store(self, key: str, kw: KeyWindows) -> None:
+        self.window_state[key] = kw.to_dict()
+
+    async def windows(self, stream: faust.StreamT) -> None:
+        """Stage 2: classified records → per-key event-time windows → window statistics, once per window."""
         # One message at a time (Faust's take buffer can block its fetcher and so hang a changelog
         # recovery during a rebalance: seen in the SIGKILL tests); a message carries one key's records
         # of a classify batch, so the key's state is written to the changelog once per message.
         async for ev in stream.events():
             raw = ev.value or b""
-            if not resumed:
-                resumed.append(time.time())
-                live_keys.update(k for k, v in state.items() if v and v.get("open"))
+            if self.resumed_at is None:
+                self.resumed_at = time.time()
+                self.live_keys.update(k for k, v in self.window_state.items() if v and v.get("open"))
             if is_tick(raw):
-                await close_idle(ev.message.partition)
+                await self.close_idle(ev.message.partition)
                 continue
             touched: dict[str, KeyWindows] = {}
             lines = split_lines(raw) or [raw]  # an empty message is dead-lettered
             for i, line in enumerate(lines):
-                await window_record(ev, line, f" (line {i + 1} of {len(lines)})" if len(lines) > 1 else "", touched)
+                where = f" (line {i + 1} of {len(lines)})" if len(lines) > 1 else ""
+                await self.window_record(ev, line, where, touched)
             for key, kw in touched.items():
-                store(key, kw)
+                self.store(key, kw)
 
-    async def window_record(ev: faust.EventT, line: bytes, where: str, touched: dict[str, KeyWindows]) -> None:
+    async def window_record(self, ev: faust.EventT, line: bytes, where: str, touched: dict[str, KeyWindows]) -> None:
+        """One classified record through the per-record core, with the Kafka bookkeeping around it."""
         try:
             rec = ClassifiedResponse.parse_bytes(line)
         except RecordError as err:
-            await dead(ev, "windows", f"invalid classified record{where}: {err}", line)
+            await self.dead(ev, "windows", f"invalid classified record{where}: {err}", line)
             return
-        if rec.category not in cfg.categories:
-            await dead(ev, "windows", f"category {rec.category!r}{where} is not in taxonomy {list(cfg.categories)}",
-                       line)
+        try:
+            self.pipeline.check(rec)
+        except RecordRefused as err:
+            await self.dead(ev, "windows", err.reason(where), line)
             return
-        key = rec.monitor_key
-        if key not in live_keys and len(live_keys) >= settings.max_live_keys:
-            await dead(ev, "windows", f"live key limit max_live_keys={settings.max_live_keys} reached; key "
-                                      f"{key[:80]!r}{where} refused (raise VALUEDRIFT_MAX_LIVE_KEYS or shorten "
-                                      f"--idle-close)", line)
+        key, limit = rec.monitor_key, self.settings.max_live_keys
+        if key not in self.live_keys and len(self.live_keys) >= limit:
+            await self.dead(ev, "windows", f"live key limit max_live_keys={limit} reached; key {key[:80]!r}{where} "
+                                           f"refused (raise VALUEDRIFT_MAX_LIVE_KEYS or shorten --idle-close)", line)
             return
-        kw = touched.get(key) or KeyWindows.from_dict(state.get(key))
+        kw = touched.get(key) or KeyWindows.from_dict(self.window_state.get(key))
         source = None if rec.source_offset is None else (
             rec.source_partition or 0, rec.source_offset * MAX_EVENTS_PER_MESSAGE + rec.source_index)
-        probs = [rec.probs.get(c, 0.0) for c in cfg.categories]
-        res = kw.add(cfg, key, rec.event_time, rec.category, probs, source=source, version=rec.model_version,
-                     event_id=rec.id)
+        res = self.pipeline.add(kw, rec, source)
         if res.duplicate:
             return
         kw.seen_at = time.time()
         kw.partition = ev.message.partition
         touched[key] = kw
-        await emit(res.closed)
+        await self.emit(res.closed)
         if res.late:
             log.info("late event %s for %s window %s", rec.id, key, res.window_start)
-            metrics.late.inc()
+            self.metrics.late.inc()
             lr = LateEvent(record=rec, window_start=res.window_start, closed_until=res.closed_until)
-            await late.send(key=key.encode(), value=lr.to_bytes())
-        remember(key, kw)
+            await self.late.send(key=key.encode(), value=lr.to_bytes())
+        self.remember(key, kw)
 
-    async def close_idle(partition: int) -> None:
-        if settings.idle_close_seconds <= 0:
+    async def close_idle(self, partition: int) -> None:
+        """Close the open windows of this partition's keys that have been silent for ``idle_close_seconds``."""
+        idle = self.settings.idle_close_seconds
+        if idle <= 0:
             return
         now = time.time()
-        for key, value in list(state.items()):
+        for key, value in list(self.window_state.items()):
             if not value or value.get("partition") != partition or not value.get("open"):
                 continue
-            if now - idle_since(value.get("seen_at"), resumed[0], settings.idle_close_seconds) \
-                    < settings.idle_close_seconds:
+            if now - idle_since(value.get("seen_at"), self.resumed_at or now, idle) < idle:
                 continue
             kw = KeyWindows.from_dict(value)
-            await emit(kw.close_all(cfg, key, "idle"))
-            remember(key, kw)
-            store(key, kw)
+            await self.emit(kw.close_all(self.pipeline.cfg, key, "idle"))
+            self.remember(key, kw)
+            self.store(key, kw)
 
-    if settings.idle_close_seconds > 0:
-        @app.timer(interval=max(0.5, min(settings.idle_close_seconds / 2, 30.0)))
-        async def tick() -> None:
-            # Idle windows are closed inside the windows stream, where table
-            # writes go to the right changelog partition: send each owned
-            # partition a tick.
-            payload = tick_payload(time.time())
-            for tp in app.assignor.assigned_actives():
-                if tp.topic == names.classified:
-                    await classified.send(value=payload, partition=tp.partition)
+    async def tick(self) -> None:
+        """Send each owned partition of the classified topic a tick: idle windows are closed inside the windows
+        stream, where table writes go to the right changelog partition."""
+        payload = tick_payload(time.time())
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic == self.settings.topics.classified:
+                await self.classified.send(value=payload, partition=tp.partition)
 
-    @app.agent(entropy, name="alerts")
-    @stops_worker_on_failure("alerts")
-    async def alerting(stream: faust.StreamT) -> None:
+    async def judge(self, stream: faust.StreamT) -> None:
+        """Stage 3: window statistics → alert rules → alerts topic and sinks."""
         async for ev in stream.events():
             try:
                 st = WindowStatistic.parse_bytes(ev.value or b"")
             except RecordError as err:
-                await dead(ev, "alerts", f"invalid window statistic: {err}")
+                await self.dead(ev, "alerts", f"invalid window statistic: {err}")
                 continue
             # Detector objects live in memory between windows; the table holds what rebuilds them.
-            ast = alert_cache.get(st.monitor_key)
-            if ast is None:
-                ast = alert_cache[st.monitor_key] = AlertState.from_dict(alert_state.get(st.monitor_key))
-            fired = evaluate(st, policy, ast)
-            for a in fired:
-                await alerts.send(key=a.monitor_key.encode(), value=a.to_bytes())
-                metrics.alerts.labels(rule=a.rule, severity=a.severity).inc()
+            state = self.alert_cache.get(st.monitor_key)
+            if state is None:
+                state = self.alert_cache[st.monitor_key] = AlertState.from_dict(self.alert_state.get(st.monitor_key))
+            for a in self.pipeline.judge(st, state):
+                await self.alerts.send(key=a.monitor_key.encode(), value=a.to_bytes())
+                self.metrics.alerts.labels(rule=a.rule, severity=a.severity).inc()
                 if a.rule == "drift" and a.evidence.get("top_change"):
-                    metrics.drift_moves.labels(category=a.evidence["top_change"],
-                                               direction=a.evidence.get("direction") or "down").inc()
-                sinks.publish(a)
-            alert_state[st.monitor_key] = ast.to_dict()
+                    self.metrics.drift_moves.labels(category=a.evidence["top_change"],
+                                                    direction=a.evidence.get("direction") or "down").inc()
+                self.sinks.publish(a)
+            self.alert_state[st.monitor_key] = state.to_dict()
 
-    app.valuedrift_settings = settings  # type: ignore[attr-defined]
-    return app
+
+def create_app(settings: Settings, classifier: Classifier) -> faust.App:
+    """Return a Faust app with the three stages wired to the configured topics."""
+    return WorkerApp(settings, classifier).app
 
 
 def run_worker(settings: Settings, classifier: Classifier) -> None:
