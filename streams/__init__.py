@@ -1,1 +1,2 @@
-"""Streams: the pure per-window logic (entropy, windows, rules, policy, rates) and the Kafka worker around it."""
+"""Streams: the pure core (``core``), the settings, input adapters, alert sinks and offline runs around it, and the
+Kafka worker (``worker``), the one part that needs a broker."""
