@@ -11,14 +11,18 @@ from valuedrift.classifier.rules import RuleClassifier
 CHOICES = ("default", "rules", "null", "<exported model directory>")
 
 
-def load_classifier(spec: str, precision: str = "auto") -> Classifier:
+def load_classifier(spec: str, precision: str = "auto", batch_size: int = 0) -> Classifier:
     """Return the classifier named by ``spec``; raise ValueError naming the choices when unknown.
 
-    ``precision`` applies to ONNX models: ``auto`` (fp16 on CUDA, int8 on CPU), ``int8``, ``fp16`` or ``fp32``.
+    ``precision`` and ``batch_size`` apply to ONNX models: ``precision`` is ``auto`` (fp16 on CUDA, int8 on CPU),
+    ``int8``, ``fp16`` or ``fp32``; ``batch_size`` is the most pairs per inference call (0: the precision's own,
+    see ``OnnxClassifier``).
 
     >>> load_classifier("rules").version
     'rules-1'
     """
+    if batch_size < 0:
+        raise ValueError(f"the inference batch size must be >= 0 pairs (0 = the classifier's choice), got {batch_size}")
     if spec == "rules":
         return RuleClassifier()
     if spec == "null":
@@ -30,8 +34,8 @@ def load_classifier(spec: str, precision: str = "auto") -> Classifier:
     if spec == "default":
         from valuedrift.classifier.default_model import ensure_default_model
 
-        return OnnxClassifier(ensure_default_model(), precision=precision)
+        return OnnxClassifier(ensure_default_model(), precision=precision, batch_size=batch_size or None)
     path = Path(spec)
     if path.is_dir() and (path / "model.json").exists():
-        return OnnxClassifier(path, precision=precision)
+        return OnnxClassifier(path, precision=precision, batch_size=batch_size or None)
     raise ValueError(f"unknown classifier {spec!r}; use one of: {', '.join(CHOICES)}")

@@ -55,7 +55,7 @@ async def _raw_copy(settings: Settings, source: str, target: str, n: int) -> flo
     try:
         done, t0 = 0, None
         while done < n:
-            batch = await consumer.getmany(timeout_ms=500, max_records=settings.batch_size)
+            batch = await consumer.getmany(timeout_ms=500, max_records=settings.poll_batch_size)
             msgs = [m for part in batch.values() for m in part]
             if not msgs:
                 continue
@@ -162,12 +162,12 @@ def _pipeline(base: Settings, name: str, classifier: str, events: list[ResponseE
             raise RuntimeError(f"{err}; worker log:\n{worker.log_tail()}") from None
 
 
-def _classifier_alone(clf: Classifier, events: list[ResponseEvent], batch_size: int) -> float:
+def _classifier_alone(clf: Classifier, events: list[ResponseEvent], poll_batch_size: int) -> float:
     clf.predict_proba([events[0].prompt], [events[0].response])  # warm-up
     tune_gc()  # the worker's collector settings
     t0 = time.perf_counter()
-    for s in range(0, len(events), batch_size):
-        chunk = events[s: s + batch_size]
+    for s in range(0, len(events), poll_batch_size):
+        chunk = events[s: s + poll_batch_size]
         clf.predict_proba([e.prompt for e in chunk], [e.response for e in chunk])
     return len(events) / (time.perf_counter() - t0)
 
@@ -193,11 +193,11 @@ def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions
         # alone ...), and each run is compared with the mean of the two beside it: on shared CPUs whose
         # speed drifts by ±20 % within minutes, the efficiency of one round is noisy, their median less so.
         clf = load_classifier("default")  # one session for every classifier-alone run
-        alone = [_classifier_alone(clf, events[:n_real], base.batch_size)]
+        alone = [_classifier_alone(clf, events[:n_real], base.poll_batch_size)]
         piped = []
         for r in range(rounds):
             piped.append(_pipeline(base, f"default-{r}", "default", events[:n_real], work, timeout))
-            alone.append(_classifier_alone(clf, events[:n_real], base.batch_size))
+            alone.append(_classifier_alone(clf, events[:n_real], base.poll_batch_size))
     ratios = [p / ((alone[i] + alone[i + 1]) / 2) for i, p in enumerate(piped)]
     return {"raw_kafka_eps": round(raw_eps, 1), "null_pipeline_eps": round(null_eps, 1),
             "classifier_alone_eps": round(statistics.median(alone), 1),
@@ -205,5 +205,5 @@ def run_bench(n_null: int = 20000, n_real: int = 2400, seed: int = 0, partitions
             "efficiency": round(statistics.median(ratios), 3),
             "classifier_alone_runs": [round(a, 1) for a in alone], "pipeline_runs": [round(p, 1) for p in piped],
             "efficiency_runs": [round(x, 3) for x in ratios],
-            "events": {"null": n_null, "real": n_real}, "partitions": partitions, "batch_size": base.batch_size,
-            "broker": "embedded (tansu)"}
+            "events": {"null": n_null, "real": n_real}, "partitions": partitions,
+            "poll_batch_size": base.poll_batch_size, "broker": "embedded (tansu)"}

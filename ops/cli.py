@@ -11,22 +11,14 @@ from typing import Annotated
 import typer
 from valuedrift.ops.cli_bench import app as bench_app
 from valuedrift.ops.cli_classifier import app as classifier_app
-from valuedrift.ops.cli_common import (
-    BrokerOpt,
-    LatenessOpt,
-    MinNOpt,
-    PageOnOpt,
-    TrendWindowsOpt,
-    WindowOpt,
-    load_settings,
-    quiet_kafka_logs,
-    unreachable,
-)
+from valuedrift.ops.cli_common import load_settings, quiet_kafka_logs, unreachable
 from valuedrift.ops.cli_errors import fail
 from valuedrift.ops.cli_replay import replay as replay_command
 from valuedrift.ops.cli_sampler import app as sampler_app
 from valuedrift.ops.cli_sampler import probe as probe_command
+from valuedrift.ops.cli_settings import setting_option, settings_options
 from valuedrift.ops.cli_webhook import app as webhook_app
+from valuedrift.streams.settings import Settings
 
 app = typer.Typer(
     name="valuedrift",
@@ -43,6 +35,8 @@ app.add_typer(sampler_app, name="sampler")
 app.add_typer(webhook_app, name="webhook")
 app.command(name="probe")(probe_command)
 app.command(name="replay")(replay_command)
+
+BrokerOpt = setting_option("broker")
 
 
 @app.command()
@@ -75,81 +69,19 @@ def broker(
 
 
 @app.command()
-def worker(
-    broker: BrokerOpt = None,
-    window: WindowOpt = None,
-    lateness: LatenessOpt = None,
-    idle_close: Annotated[str | None, typer.Option(
-        help="close a key's open windows after this much wall-clock silence (0 = never)")] = None,
-    max_clock_skew: Annotated[str | None, typer.Option(
-        help="dead-letter events whose time is further ahead of their Kafka timestamp, e.g. 5m [300s]")] = None,
-    epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats [0.001]")] = None,
-    z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors [4.42]")] = None,
-    trend_z: Annotated[float | None, typer.Option(help="trend-test threshold in standard errors [3.89]")] = None,
-    trend_windows: TrendWindowsOpt = None,
-    min_n: MinNOpt = None,
-    page_on: PageOnOpt = None,
-    rules: Annotated[str | None, typer.Option(
-        help="alert rules, comma-separated, from epsilon, delta_z, trend, page_hinkley, adwin, kswin, ddm_g2, "
-             "ddm_g4 [epsilon,delta_z,trend,page_hinkley]")] = None,
-    signals: Annotated[str | None, typer.Option(
-        help="rules whose firing opens a drift episode [delta_z,trend,page_hinkley]")] = None,
-    combine: Annotated[str | None, typer.Option(
-        help="'any' signal, or 'K-of-N': K distinct rules within N windows [any]")] = None,
-    clear_windows: Annotated[int | None, typer.Option(
-        help="quiet windows that close a drift episode (hysteresis) [10]")] = None,
-    cooldown_windows: Annotated[int | None, typer.Option(
-        help="windows after an episode opens before another may open [0]")] = None,
-    keys: Annotated[int | None, typer.Option(
-        help="number of monitored keys: z thresholds are Bonferroni-adjusted for them [1]")] = None,
-    classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
-    precision: Annotated[str | None, typer.Option(
-        help="ONNX precision: auto (fp16 on CUDA, int8 on CPU) | int8 | fp16 | fp32 [auto]")] = None,
-    alert_sink: Annotated[list[str] | None, typer.Option(
-        help="also deliver alerts to: stdout | jsonl:PATH | webhook:URL (repeatable; webhook bodies are signed "
-             "with VALUEDRIFT_WEBHOOK_SECRET)")] = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        help="serve Prometheus metrics on 127.0.0.1:PORT (0 = off) [0]")] = None,
-    partitions: Annotated[int | None, typer.Option(help="partitions of the pipeline's topics [4]")] = None,
-    topic_prefix: Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")] = None,
-    input_topic: Annotated[str | None, typer.Option(help="read responses from this existing topic")] = None,
-    input_format: Annotated[str | None, typer.Option(
-        help="format of the input messages: own | openai | transcript | mapped [own]")] = None,
-    input_map: Annotated[str | None, typer.Option(
-        help="field paths, FIELD=PATH,... or a .json/.toml file (id, monitor_key, event_time, prompt, "
-             "response, transcript)")] = None,
-    input_key: Annotated[str | None, typer.Option(help="monitor key for input records that carry none")] = None,
-    context_turns: Annotated[int | None, typer.Option(
-        help="transcript/openai input: earlier turns appended to the prompt, for a classifier trained with them "
-             "(classifier prepare --context-turns) [0]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="most messages taken and classified at once [1000]")] = None,
-    app_id: Annotated[str | None, typer.Option(help="Faust app id (consumer group) [valuedrift]")] = None,
-    datadir: Annotated[Path | None, typer.Option(help="worker data directory")] = None,
-    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
-) -> None:
+@settings_options("worker")
+def worker(*, settings: Settings) -> None:
     """Run a stream worker: classify → event-time windows → alerts."""
     from valuedrift.classifier.loading import load_classifier
     from valuedrift.ops.kafka import ensure_topics
     from valuedrift.streams.core.alerting import check_page_on
     from valuedrift.streams.worker.app import run_worker
 
-    settings = load_settings(
-        broker=broker, window_seconds=window, lateness_seconds=lateness, idle_close_seconds=idle_close,
-        max_clock_skew_seconds=max_clock_skew, epsilon=epsilon, z_threshold=z, trend_z=trend_z,
-        trend_windows=trend_windows, alert_min_n=min_n, alert_page_on=page_on, alert_rules=rules,
-        alert_signals=signals, alert_combine=combine, alert_clear_windows=clear_windows,
-        alert_cooldown_windows=cooldown_windows, alert_keys=keys,
-        alert_sinks=",".join(alert_sink) if alert_sink else None, metrics_port=metrics_port,
-        classifier=classifier, classifier_precision=precision, partitions=partitions,
-        topic_prefix=topic_prefix,
-        input_topic=input_topic, input_format=input_format, input_map=input_map, input_key=input_key,
-        input_context_turns=context_turns,
-        batch_size=batch_size, app_id=app_id, datadir=datadir, log_level=log_level,
-    )
     if settings.metrics_port:
         port_in_use(settings.metrics_host, settings.metrics_port)
     try:
-        clf = load_classifier(settings.classifier, precision=settings.classifier_precision)
+        clf = load_classifier(settings.classifier, precision=settings.classifier_precision,
+                              batch_size=settings.inference_batch_size)
         check_page_on(settings.alert_policy(), clf.taxonomy.codes)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
@@ -165,12 +97,11 @@ def worker(
 
 
 @app.command()
-def topics(broker: BrokerOpt = None, partitions: Annotated[int | None, typer.Option()] = None,
-           topic_prefix: Annotated[str | None, typer.Option()] = None) -> None:
+@settings_options("topics")
+def topics(*, settings: Settings) -> None:
     """Create the pipeline's topics that are missing and list them."""
     from valuedrift.ops.kafka import ensure_topics
 
-    settings = load_settings(broker=broker, partitions=partitions, topic_prefix=topic_prefix)
     quiet_kafka_logs()
     try:
         created = asyncio.run(ensure_topics(settings))

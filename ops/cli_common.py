@@ -1,9 +1,9 @@
-"""What the commands share: settings from options and the environment, Kafka log quieting, the --broker option,
-and the one-line error for an unreachable broker. Command modules import it; it imports none of them."""
+"""What the commands share: settings from options and the environment, Kafka log quieting, and the one-line error
+for an unreachable broker. Command modules import it; it imports none of them."""
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import NoReturn
 
 import typer
 from valuedrift.ops.cli_errors import fail
@@ -23,19 +23,20 @@ def quiet_kafka_logs() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-BrokerOpt = Annotated[str | None, typer.Option(
-    "--broker", help="kafka://host:port[,host:port] for a Kafka cluster, tansu://host:port for the embedded "
-                     "broker [env VALUEDRIFT_BROKER; default kafka://127.0.0.1:9092]")]
-
-
 def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; imported lazily
-    from valuedrift.streams.settings import Settings, parse_duration
+    """Settings from ``overrides`` (option values by field name; None: not given) over the ``VALUEDRIFT_*``
+    variables and the defaults, validated; a bad value is a one-line error."""
+    import dataclasses
+
+    from valuedrift.streams.settings import Settings, declared, env_name, option_flag, parse_duration
 
     try:
-        for name in ("window_seconds", "lateness_seconds", "idle_close_seconds", "batch_within_seconds",
-                     "max_clock_skew_seconds"):
-            if isinstance(overrides.get(name), str):
-                overrides[name] = parse_duration(overrides[name])  # type: ignore[arg-type]
+        for f in dataclasses.fields(Settings):
+            if declared(f).kind == "duration" and isinstance(overrides.get(f.name), str):
+                try:
+                    overrides[f.name] = parse_duration(overrides[f.name])  # type: ignore[arg-type]
+                except ValueError as err:
+                    raise ValueError(f"{option_flag(f) or env_name(f)}: {err}") from None
         settings = Settings.from_env(**overrides)
         for warning in settings.broker.security.warnings():
             typer.echo(f"warning: {warning}", err=True)
@@ -46,13 +47,3 @@ def load_settings(**overrides: object):  # noqa: ANN201 - returns Settings; impo
     except ValueError as err:
         fail(str(err))
 
-
-# Options that the worker and replay share, declared once.
-WindowOpt = Annotated[str | None, typer.Option(help="event-time window size, e.g. 5m [default 300s]")]
-LatenessOpt = Annotated[str | None, typer.Option(help="allowed lateness, e.g. 30s")]
-MinNOpt = Annotated[int | None, typer.Option(
-    help="responses the rules need to judge: smaller windows are merged with the next ones [100]")]
-PageOnOpt = Annotated[str | None, typer.Option(
-    help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
-         "episode even when S barely moves")]
-TrendWindowsOpt = Annotated[int | None, typer.Option(help="blocks in the trend test [20]")]

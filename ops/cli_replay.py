@@ -6,16 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from valuedrift.ops.cli_common import (
-    LatenessOpt,
-    MinNOpt,
-    PageOnOpt,
-    TrendWindowsOpt,
-    WindowOpt,
-    load_settings,
-    quiet_kafka_logs,
-)
+from valuedrift.ops.cli_common import quiet_kafka_logs
 from valuedrift.ops.cli_errors import fail, printable
+from valuedrift.ops.cli_settings import settings_options
+from valuedrift.streams.settings import Settings
 
 
 def _field_map(specs: list[str] | None):  # noqa: ANN202 - returns valuedrift.streams.adapters.FieldMap
@@ -41,7 +35,9 @@ def _time(text: str | None, option: str) -> float | None:
         fail(f"{option}: {str(err).removeprefix('event_time: ')}")
 
 
+@settings_options("replay")
 def replay(
+    *,
     input: Annotated[list[Path] | None, typer.Option(
         "--input", "-i", help="JSONL, CSV or Parquet file (JSONL/CSV may be .gz); repeat for more")] = None,
     fmt: Annotated[str, typer.Option(
@@ -56,18 +52,7 @@ def replay(
     start_time: Annotated[str | None, typer.Option(
         help="give records without an event time START + record number × --time-step (ISO-8601 or epoch s)")] = None,
     time_step: Annotated[str, typer.Option(help="spacing of assigned event times, e.g. 1s")] = "1s",
-    classifier: Annotated[str | None, typer.Option(help="default | rules | exported model folder")] = None,
-    window: WindowOpt = None,
-    lateness: LatenessOpt = None,
-    max_clock_skew: Annotated[str | None, typer.Option(
-        help="records whose event time is further ahead of the time they are read are bad records, e.g. 5m "
-             "[default 300s]")] = None,
-    epsilon: Annotated[float | None, typer.Option(help="the method's |ΔS| threshold in nats")] = None,
-    z: Annotated[float | None, typer.Option(help="ΔS significance threshold in standard errors")] = None,
-    trend_windows: TrendWindowsOpt = None,
-    min_n: MinNOpt = None,
-    page_on: PageOnOpt = None,
-    rules: Annotated[str | None, typer.Option(help="alert rules, comma-separated")] = None,
+    settings: Settings,  # the window, rule and classifier options (@settings_options)
     order: Annotated[str, typer.Option(
         help="time: replay in event-time order | input: in input order (reproduces a live run's late events)")]
         = "time",
@@ -111,11 +96,6 @@ def replay(
             BrokerURL.parse(broker)
         except ValueError as err:
             fail(str(err))
-    settings = load_settings(window_seconds=window, lateness_seconds=lateness, max_clock_skew_seconds=max_clock_skew,
-                             epsilon=epsilon, z_threshold=z,
-                             trend_windows=trend_windows, alert_min_n=min_n, alert_page_on=page_on,
-                             alert_rules=rules,
-                             classifier=classifier)
     try:
         step = parse_duration(time_step)
         idle_s = parse_duration(idle)

@@ -18,13 +18,13 @@ from typing import Annotated
 import typer
 from valuedrift.ops.cli_common import load_settings, quiet_kafka_logs, unreachable
 from valuedrift.ops.cli_errors import fail
+from valuedrift.ops.cli_settings import setting_option
 
 app = typer.Typer(help="The sampler: k sampled responses per probe request (transformers or an OpenAI-compatible "
                        "server).", no_args_is_help=True)
 
-BrokerOpt = Annotated[str | None, typer.Option(
-    "--broker", help="kafka://host:port[,host:port] or tansu://host:port [env VALUEDRIFT_BROKER]")]
-PrefixOpt = Annotated[str | None, typer.Option(help="prefix of every topic name [valuedrift.]")]
+BrokerOpt = setting_option("broker")
+PrefixOpt = setting_option("topic_prefix")
 
 
 def _duration(text: str | None, name: str) -> float | None:

@@ -59,8 +59,10 @@ INPUT_FORMATS = ("auto", "own", "openai", "transcript", "mapped", "classified")
 MAX_BAD_EXAMPLES = 10
 # Settings that describe where a worker runs, not what it computes: left out of the config hash.
 _INFRA = {"broker", "app_id", "topic_prefix", "input_topic", "partitions", "datadir", "session_timeout_seconds",
-          "log_level", "batch_within_seconds", "max_message_bytes", "idle_close_seconds", "batch_size",
+          "log_level", "batch_within_seconds", "max_message_bytes", "idle_close_seconds", "poll_batch_size",
           "classifier"}  # the classifier is in the replay options (none for already-classified input)
+# Settings in the config hash only when set: 0 is the classifier's own batch, one int8 pair per call.
+_WHEN_SET = {"inference_batch_size"}
 
 
 class ReplayError(ValueError):
@@ -512,8 +514,9 @@ def replay(inp: ReplayInput, settings: Settings, opts: ReplayOptions,
         from valuedrift.classifier.loading import load_classifier
 
         try:
-            # int8, one pair per call, whatever the hardware: an audit's labels must not depend on batching
-            clf = load_classifier(opts.classifier, precision="int8")
+            # int8, one pair per call unless --inference-batch-size says otherwise (then it is in the config hash),
+            # whatever the hardware: an audit's labels must not depend on batching
+            clf = load_classifier(opts.classifier, precision="int8", batch_size=settings.inference_batch_size)
         except (ValueError, FileNotFoundError, RuntimeError) as err:
             raise ReplayError(str(err)) from None
         _check_page_on(settings, clf.taxonomy.codes)
@@ -641,9 +644,9 @@ def settings_dict(settings: Settings) -> dict[str, Any]:
     """The settings that decide what a replay computes (not where a worker runs)."""
     out = {}
     for f in dataclasses.fields(settings):
-        if f.name in _INFRA:
-            continue
         v = getattr(settings, f.name)
+        if f.name in _INFRA or (f.name in _WHEN_SET and not v):
+            continue
         out[f.name] = v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
     return out
 

@@ -123,8 +123,9 @@ async def _soak(settings: Settings, worker: WorkerProcess, events: list[Response
 def measure_capacity(settings: Settings, events: list[ResponseEvent]) -> float:
     from valuedrift.classifier.loading import load_classifier
 
-    clf = load_classifier(settings.classifier, precision=settings.classifier_precision)
-    batch = events[: min(settings.batch_size, 64)]  # about what a poll holds at steady load
+    clf = load_classifier(settings.classifier, precision=settings.classifier_precision,
+                          batch_size=settings.inference_batch_size)
+    batch = events[: min(settings.poll_batch_size, 64)]  # about what a poll holds at steady load
     clf.predict_proba([e.prompt for e in batch], [e.response for e in batch])
     tune_gc()  # the worker's collector settings
     t0, n = time.perf_counter(), 0

@@ -1,4 +1,5 @@
-"""Worker settings and their defaults: one source of truth, read from CLI options or the environment.
+"""Worker and replay settings, each declared once with its default and help: one source of truth for the
+environment variables, the command-line options and the settings reference.
 
 Every field ``x`` can be set with the environment variable ``VALUEDRIFT_X``.
 
@@ -17,13 +18,13 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from valuedrift.classifier.base import PRECISION_CHOICES
-from valuedrift.streams.core.alerting import AlertPolicy
+from valuedrift.streams.core.alerting import RULES, AlertPolicy
 from valuedrift.streams.core.clock import DEFAULT_MAX_SKEW_SECONDS
 from valuedrift.streams.core.topics import Topics
 from valuedrift.streams.core.windowing import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
@@ -33,6 +34,9 @@ _POLICY = AlertPolicy()  # the alert defaults live in valuedrift.streams.core.al
 
 ENV_PREFIX = "VALUEDRIFT_"
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+# Variables no longer read: setting one is an error that names what to set instead.
+RENAMED_ENV = {"VALUEDRIFT_BATCH_SIZE": "VALUEDRIFT_POLL_BATCH_SIZE (messages taken from Kafka at once; the "
+                                        "classifier's batch is VALUEDRIFT_INFERENCE_BATCH_SIZE)"}
 
 
 @dataclass(frozen=True)
@@ -107,55 +111,150 @@ def parse_combine(text: str) -> tuple[str, int, int]:
     return "k_of_n", int(m.group(1)), int(m.group(2))
 
 
+WORKER, REPLAY, TOPICS = "worker", "replay", "topics"  # the commands that take a setting as an option
+RULE_COMMANDS = (WORKER, REPLAY)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What users are told about a setting: its meaning and the options that set it.
+
+    ``commands``: the commands that take it as an option, named ``flag`` (default ``--field-name``);
+    ``kind``: ``duration`` (seconds; an option takes 90s, 5m...) or ``list`` (a repeatable option, joined with
+    commas); ``shown``: the default as help shows it, where the value is computed; ``old_flag``: a former name
+    of the option, still accepted.
+    """
+
+    help: str
+    commands: tuple[str, ...] = ()
+    flag: str | None = None
+    kind: str | None = None
+    shown: str | None = None
+    old_flag: str | None = None
+
+
+def setting(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, **about: Any) -> Any:
+    """A Settings field with its ``Declared`` help and options: ``setting(300.0, help=..., commands=...)``."""
+    meta = {"declared": Declared(**about)}
+    if factory is not None:
+        if meta["declared"].shown is None:
+            raise TypeError("a setting with a default factory needs shown=, the default as help shows it")
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _combine_text(policy: AlertPolicy) -> str:
+    return "any" if policy.combine == "any" else f"{policy.k}-of-{policy.n}"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a worker needs; defaults here are the project's defaults everywhere."""
+    """Everything a worker needs; defaults here are the project's defaults everywhere.
 
-    broker: BrokerURL = field(default_factory=lambda: BrokerURL.parse(DEFAULT_BROKER))
-    app_id: str = "valuedrift"
-    topic_prefix: str = "valuedrift."
-    input_topic: str | None = None
-    input_format: str = "own"  # own | openai | transcript | mapped (valuedrift.streams.adapters)
-    input_map: str = ""  # FIELD=PATH,... or a .json/.toml file of them
-    input_key: str | None = None  # monitor key for records that carry none
-    input_context_turns: int = 0  # transcript / openai input: earlier turns appended to the prompt (0 = none)
-    partitions: int = 4
-    window_seconds: float = 300.0  # at least MIN_WINDOW_SECONDS
-    lateness_seconds: float = 30.0
-    max_clock_skew_seconds: float = DEFAULT_MAX_SKEW_SECONDS  # events further ahead of their observed time: rejected
-    idle_close_seconds: float = 300.0
-    epsilon: float = _POLICY.epsilon
-    z_threshold: float = _POLICY.z
-    trend_z: float = _POLICY.trend_z
-    trend_windows: int = _POLICY.trend_windows
-    alert_min_n: int = _POLICY.min_n  # responses per block: smaller windows are merged forward before the rules
-    alert_page_on: str = ""  # comma-separated category codes whose significant rise pages by itself (critical)
-    alert_examples: int = _POLICY.examples  # event ids per grown category in an alert (kept per window; 0 = none)
-    alert_rules: str = ",".join(_POLICY.rules)
-    alert_signals: str = ",".join(_POLICY.signals)  # rules whose firing opens a drift episode
-    alert_combine: str = "any"  # or "K-of-N", e.g. "2-of-10"
-    alert_clear_windows: int = _POLICY.clear_windows
-    alert_cooldown_windows: int = _POLICY.cooldown_windows
-    alert_keys: int = _POLICY.family_size  # monitored keys, for the Bonferroni adjustment
-    classifier: str = "default"
-    classifier_precision: str = "auto"  # ONNX models: auto (fp16 on CUDA, int8 on CPU) | int8 | fp16 | fp32
-    batch_size: int = 1000  # most messages a stage takes from Kafka at once; the classifier gets them in one call
-    batch_within_seconds: float = 0.2
-    max_message_bytes: int = 1_000_000
-    metrics_port: int = 0  # Prometheus /metrics on metrics_host:metrics_port; 0 = off
-    metrics_host: str = "127.0.0.1"
-    alert_sinks: str = ""  # besides the alerts topic, comma-separated: stdout, jsonl:PATH, webhook:URL
-    correct_confusion: bool = True  # add entropy_corrected from the classifier's model card when it has one
-    max_live_keys: int = 100_000  # per worker: keys with open windows; events of further keys are dead-lettered
-    datadir: Path = field(default_factory=_default_datadir)
-    session_timeout_seconds: float = 10.0
-    log_level: str = "WARNING"
+    Each field is declared once, with its help (``setting``): the environment variable ``VALUEDRIFT_<FIELD>``,
+    the options of ``worker`` and ``replay`` (``valuedrift.ops.cli_settings``) and ``settings_reference`` are
+    made from it.
+    """
+
+    broker: BrokerURL = setting(
+        factory=lambda: BrokerURL.parse(DEFAULT_BROKER), shown=DEFAULT_BROKER, commands=(WORKER, TOPICS),
+        help="kafka://host:port[,host:port] for a Kafka cluster, tansu://host:port for the embedded broker")
+    window_seconds: float = setting(
+        300.0, kind="duration", flag="--window", commands=RULE_COMMANDS,
+        help=f"event-time window size, e.g. 5m (from {MIN_WINDOW_SECONDS:g} s to a year)")
+    lateness_seconds: float = setting(30.0, kind="duration", flag="--lateness", commands=RULE_COMMANDS,
+                                      help="allowed lateness, e.g. 30s")
+    idle_close_seconds: float = setting(
+        300.0, kind="duration", flag="--idle-close", commands=(WORKER,),
+        help="close a key's open windows after this much wall-clock silence (0 = never)")
+    max_clock_skew_seconds: float = setting(
+        DEFAULT_MAX_SKEW_SECONDS, kind="duration", flag="--max-clock-skew", commands=RULE_COMMANDS,
+        help="an event whose time is further ahead of the time it is read (its Kafka timestamp) is refused, e.g. "
+             "5m: dead-lettered by the worker, a bad record in replay")
+    epsilon: float = setting(_POLICY.epsilon, commands=RULE_COMMANDS, help="the method's |ΔS| threshold in nats")
+    z_threshold: float = setting(_POLICY.z, flag="--z", commands=RULE_COMMANDS,
+                                 help="ΔS significance threshold in standard errors")
+    trend_z: float = setting(_POLICY.trend_z, commands=RULE_COMMANDS,
+                             help="trend-test threshold in standard errors")
+    trend_windows: int = setting(_POLICY.trend_windows, commands=RULE_COMMANDS, help="blocks in the trend test")
+    alert_min_n: int = setting(
+        _POLICY.min_n, flag="--min-n", commands=RULE_COMMANDS,
+        help="responses the rules need to judge: smaller windows are merged with the next ones")
+    alert_page_on: str = setting(
+        "", flag="--page-on", commands=RULE_COMMANDS,
+        help="category codes, comma-separated (e.g. g2): a significant rise in one's share opens a critical drift "
+             "episode even when S barely moves")
+    alert_examples: int = setting(
+        _POLICY.examples, help="event ids per grown category in an alert (kept per window; 0 = none, at most 100)")
+    alert_rules: str = setting(",".join(_POLICY.rules), flag="--rules", commands=RULE_COMMANDS,
+                               help=f"alert rules, comma-separated, from {', '.join(RULES)}")
+    alert_signals: str = setting(",".join(_POLICY.signals), flag="--signals", commands=RULE_COMMANDS,
+                                 help="rules whose firing opens a drift episode")
+    alert_combine: str = setting(_combine_text(_POLICY), flag="--combine", commands=RULE_COMMANDS,
+                                 help="'any' signal, or 'K-of-N': K distinct rules within N windows")
+    alert_clear_windows: int = setting(_POLICY.clear_windows, flag="--clear-windows", commands=RULE_COMMANDS,
+                                       help="quiet windows that close a drift episode (hysteresis)")
+    alert_cooldown_windows: int = setting(_POLICY.cooldown_windows, flag="--cooldown-windows", commands=RULE_COMMANDS,
+                                          help="windows after an episode opens before another may open")
+    alert_keys: int = setting(_POLICY.family_size, flag="--keys", commands=RULE_COMMANDS,
+                              help="number of monitored keys: z thresholds are Bonferroni-adjusted for them")
+    classifier: str = setting("default", commands=RULE_COMMANDS, help="default | rules | exported model folder")
+    classifier_precision: str = setting(
+        "auto", flag="--precision", commands=(WORKER,),
+        help=f"ONNX precision: auto (fp16 on CUDA, int8 on CPU) | {' | '.join(PRECISION_CHOICES[1:])}")
+    inference_batch_size: int = setting(
+        0, commands=RULE_COMMANDS,
+        help="pairs per classifier call (0 = the classifier's choice: 1 for int8, 32 for fp32/fp16 on CPU, 256 on "
+             "CUDA); above 1, int8 results depend on their batch mates")
+    poll_batch_size: int = setting(
+        1000, commands=(WORKER,), old_flag="--batch-size",
+        help="most messages a stage takes from Kafka at once; the classifier gets them in one call")
+    batch_within_seconds: float = setting(0.2, kind="duration",
+                                          help="how long a stage waits for a poll batch to fill")
+    max_message_bytes: int = setting(
+        1_000_000, help="larger input messages are dead-lettered (replay --topic: bad records)")
+    alert_sinks: str = setting(
+        "", kind="list", flag="--alert-sink", commands=(WORKER,),
+        help="also deliver alerts to: stdout | jsonl:PATH | webhook:URL (repeatable; webhook bodies are signed "
+             "with VALUEDRIFT_WEBHOOK_SECRET)")
+    metrics_port: int = setting(0, commands=(WORKER,),
+                                help="serve Prometheus metrics on this port of metrics_host (0 = off)")
+    metrics_host: str = setting("127.0.0.1", help="address the Prometheus metrics are served on")
+    correct_confusion: bool = setting(
+        True, help="add entropy_corrected from the classifier's model card when it has one")
+    max_live_keys: int = setting(
+        100_000, help="keys with open windows per worker; events of further keys are dead-lettered")
+    partitions: int = setting(4, commands=(WORKER, TOPICS), help="partitions of the pipeline's topics")
+    topic_prefix: str = setting("valuedrift.", commands=(WORKER, TOPICS), help="prefix of every topic name")
+    input_topic: str | None = setting(
+        None, commands=(WORKER,), help="read responses from this existing topic (none: the prefix's responses topic)")
+    input_format: str = setting(
+        "own", commands=(WORKER,), help="format of the input messages: own | openai | transcript | mapped")
+    input_map: str = setting(
+        "", commands=(WORKER,),
+        help="field paths, FIELD=PATH,... or a .json/.toml file (id, monitor_key, event_time, prompt, response, "
+             "transcript)")
+    input_key: str | None = setting(None, commands=(WORKER,), help="monitor key for input records that carry none")
+    input_context_turns: int = setting(
+        0, flag="--context-turns", commands=(WORKER,),
+        help="transcript/openai input: earlier turns appended to the prompt, for a classifier trained with them "
+             "(classifier prepare --context-turns)")
+    app_id: str = setting("valuedrift", commands=(WORKER,), help="Faust app id (consumer group)")
+    datadir: Path = setting(factory=_default_datadir, shown="~/.cache/valuedrift/worker", commands=(WORKER,),
+                            help="worker data directory (under $XDG_CACHE_HOME when that is set)")
+    session_timeout_seconds: float = setting(10.0, kind="duration",
+                                             help="Kafka consumer session timeout")
+    log_level: str = setting("WARNING", commands=(WORKER,), help="DEBUG, INFO, WARNING...")
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {self.partitions}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.poll_batch_size < 1:
+            raise ValueError(f"poll_batch_size (--poll-batch-size, VALUEDRIFT_POLL_BATCH_SIZE) must be >= 1, got "
+                             f"{self.poll_batch_size}")
+        if self.inference_batch_size < 0:
+            raise ValueError(f"inference_batch_size (--inference-batch-size, VALUEDRIFT_INFERENCE_BATCH_SIZE) must be "
+                             f">= 0 (0 = the classifier's choice), got {self.inference_batch_size}")
         if self.classifier_precision not in PRECISION_CHOICES:
             raise ValueError(f"classifier precision (--precision, VALUEDRIFT_CLASSIFIER_PRECISION) must be "
                              f"{', '.join(PRECISION_CHOICES[:-1])} or {PRECISION_CHOICES[-1]}, "
@@ -242,6 +341,9 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``VALUEDRIFT_*`` variables, then apply explicit overrides (CLI options)."""
         env = os.environ if environ is None else environ
+        for old, new in RENAMED_ENV.items():
+            if old in env:
+                raise ValueError(f"{old} is no longer read: set {new} instead")
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
@@ -284,6 +386,66 @@ def _convert(name: str, raw: str, typ: Any) -> Any:
 
 
 ENV_NAMES = tuple(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
+
+
+def declared(f: dataclasses.Field) -> Declared:
+    """The help and options declared for a Settings field."""
+    return f.metadata["declared"]
+
+
+def env_name(f: dataclasses.Field) -> str:
+    return ENV_PREFIX + f.name.upper()
+
+
+def option_flag(f: dataclasses.Field) -> str | None:
+    """The option that sets the field (``--field-name`` unless declared otherwise); None when no command takes it."""
+    d = declared(f)
+    return (d.flag or "--" + f.name.replace("_", "-")) if d.commands else None
+
+
+def default_text(f: dataclasses.Field) -> str:
+    """The field's default as a user writes it; empty when the default is to have none.
+
+    >>> fields = {f.name: f for f in dataclasses.fields(Settings)}
+    >>> [default_text(fields[n]) for n in ("window_seconds", "epsilon", "input_topic", "correct_confusion")]
+    ['300s', '0.001', '', 'true']
+    """
+    d = declared(f)
+    if d.shown is not None:
+        return d.shown
+    value = f.default
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return format_duration(value) if d.kind == "duration" else str(value)
+
+
+def format_duration(seconds: float) -> str:
+    """``300.0`` as ``300s``: what ``parse_duration`` reads back."""
+    return f"{seconds:g}s"
+
+
+class SettingRow(NamedTuple):
+    """One setting, as a reference lists it."""
+
+    name: str
+    env: str
+    default: str  # as a user writes it; empty: none
+    help: str
+    option: str | None  # the option that sets it, in ``commands``
+    commands: tuple[str, ...]
+
+
+def settings_reference() -> list[SettingRow]:
+    """Every setting with its environment variable, default, help and option, in declaration order.
+
+    >>> row = settings_reference()[1]
+    >>> row.option, row.env, row.default, row.commands
+    ('--window', 'VALUEDRIFT_WINDOW_SECONDS', '300s', ('worker', 'replay'))
+    """
+    return [SettingRow(f.name, env_name(f), default_text(f), declared(f).help, option_flag(f), declared(f).commands)
+            for f in dataclasses.fields(Settings)]
 
 
 def parse_duration(text: str) -> float:

@@ -58,5 +58,5 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     return Settings(
         broker=BrokerURL.parse(broker.url), app_id=f"vd-test-{tag}", topic_prefix=f"t{tag}.", partitions=2,
         window_seconds=60.0, lateness_seconds=0.0, idle_close_seconds=2.0, datadir=tmp_path / "worker",
-        session_timeout_seconds=4.0, batch_size=32, log_level="INFO", classifier="rules",
+        session_timeout_seconds=4.0, poll_batch_size=32, log_level="INFO", classifier="rules",
     )

@@ -26,6 +26,10 @@ def test_help(cmd):
     (["worker", "--partitions", "0"], "partitions must be >= 1"),
     (["worker", "--classifier", "gpt-judge", "--broker", "kafka://127.0.0.1:1"], "unknown classifier 'gpt-judge'"),
     (["worker", "--precision", "bf16", "--broker", "kafka://127.0.0.1:1"], "must be auto, int8, fp16 or fp32"),
+    (["worker", "--poll-batch-size", "0"], "poll_batch_size (--poll-batch-size, VALUEDRIFT_POLL_BATCH_SIZE) must be"),
+    (["worker", "--inference-batch-size", "-1"], "inference_batch_size (--inference-batch-size"),
+    (["replay", "-i", "events.jsonl", "--inference-batch-size", "-1"], "inference_batch_size (--inference-batch-size"),
+    (["replay", "-i", "events.jsonl", "--window", "soon"], "--window: 'soon' is not a duration"),
     (["topics", "--broker", "kafka://127.0.0.1:1"], "cannot reach the broker at kafka://127.0.0.1:1"),
     (["classifier", "card", "--data", "/nonexistent", "--out", "/nonexistent/card.json", "--model", "/nonexistent"],
      "/nonexistent/val.jsonl: no such file"),
@@ -43,6 +47,15 @@ def test_bad_environment_variable_gives_one_line():
 
     r = run("worker", env={**os.environ, "VALUEDRIFT_Z_THRESHOLD": "high"})
     assert r.returncode != 0 and r.stderr.strip() == "error: VALUEDRIFT_Z_THRESHOLD='high' is not a valid float"
+
+
+def test_the_renamed_batch_size_variable_gives_one_line_naming_its_successor():
+    import os
+
+    r = run("worker", env={**os.environ, "VALUEDRIFT_BATCH_SIZE": "5"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: VALUEDRIFT_BATCH_SIZE is no longer read: set VALUEDRIFT_POLL_BATCH_SIZE")
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_schemas_check_passes_on_committed_files():

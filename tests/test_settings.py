@@ -1,6 +1,10 @@
+import dataclasses
+
 import pytest
+from valuedrift.streams.core.alerting import AlertPolicy
+from valuedrift.streams.core.policy import PolicyConfig
 from valuedrift.streams.core.topics import Topics
-from valuedrift.streams.settings import ENV_NAMES, BrokerURL, Settings, parse_duration
+from valuedrift.streams.settings import ENV_NAMES, BrokerURL, Settings, parse_duration, settings_reference
 
 
 def test_broker_urls():
@@ -65,3 +69,36 @@ def test_context_turns_reach_the_input_adapter():
     assert s.adapter_config().context_turns == 2 and Settings().adapter_config().context_turns == 0
     with pytest.raises(ValueError, match="--context-turns"):
         Settings(input_context_turns=-1)
+
+
+def test_batch_sizes_are_named_apart_and_checked():
+    s = Settings.from_env({"VALUEDRIFT_POLL_BATCH_SIZE": "64", "VALUEDRIFT_INFERENCE_BATCH_SIZE": "8"})
+    assert (s.poll_batch_size, s.inference_batch_size) == (64, 8)
+    assert Settings().inference_batch_size == 0  # the classifier's own choice
+    with pytest.raises(ValueError, match="poll_batch_size"):
+        Settings(poll_batch_size=0)
+    with pytest.raises(ValueError, match="inference_batch_size"):
+        Settings(inference_batch_size=-1)
+    with pytest.raises(ValueError, match="VALUEDRIFT_BATCH_SIZE is no longer read: set VALUEDRIFT_POLL_BATCH_SIZE"):
+        Settings.from_env({"VALUEDRIFT_BATCH_SIZE": "64"})
+
+
+def test_the_reference_lists_every_setting_with_its_variable_default_and_help():
+    rows = {r.name: r for r in settings_reference()}
+    assert list(rows) == [f.name for f in dataclasses.fields(Settings)]
+    defaults = Settings()
+    for name, row in rows.items():
+        assert row.env == "VALUEDRIFT_" + name.upper() and row.help
+        value = getattr(defaults, name)
+        if isinstance(value, float) and name.endswith("_seconds"):
+            assert parse_duration(row.default) == value, name
+        elif isinstance(value, bool):
+            assert row.default == str(value).lower(), name
+        elif name != "datadir":  # computed from $XDG_CACHE_HOME
+            assert row.default == ("" if value is None else str(value)), name
+    assert rows["poll_batch_size"].option == "--poll-batch-size" and rows["metrics_host"].option is None
+
+
+def test_the_default_alert_settings_are_the_alert_policy_defaults():
+    assert Settings().alert_policy() == AlertPolicy()
+    assert AlertPolicy().policy_config == PolicyConfig()

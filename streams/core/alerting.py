@@ -83,11 +83,11 @@ class AlertPolicy:
     ddm_threshold: float = 3.0  # DDM drift level, in standard deviations of the rate
     detector_memory: int = 1000  # windows of S kept per key to rebuild River detectors after a restart
     signals: tuple[str, ...] = DEFAULT_SIGNALS  # rules whose firing counts towards a drift episode
-    combine: str = "any"
-    k: int = 2
-    n: int = 10
-    clear_windows: int = 10
-    cooldown_windows: int = 0
+    combine: str = PolicyConfig.combine
+    k: int = PolicyConfig.k
+    n: int = PolicyConfig.n
+    clear_windows: int = PolicyConfig.clear_windows
+    cooldown_windows: int = PolicyConfig.cooldown_windows
     family_size: int = 1  # monitored keys: z rules are Bonferroni-adjusted to p / family_size
     min_n: int = DEFAULT_MIN_N  # responses a block needs: smaller windows are merged forward (core.blocks)
     examples: int = DEFAULT_EXAMPLES  # event ids per grown category in an alert's evidence

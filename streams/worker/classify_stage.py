@@ -82,7 +82,7 @@ def _events(msg: ConsumerRecord, max_bytes: int, adapter: AdapterConfig | None) 
 
 
 class ClassifyStage:
-    """Consume up to ``batch_size`` messages → validate → classify in one thread call → produce → commit."""
+    """Consume up to ``poll_batch_size`` messages → validate → classify in one thread call → produce → commit."""
 
     def __init__(self, settings: Settings, classifier: Classifier, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
@@ -102,7 +102,7 @@ class ClassifyStage:
         try:
             while True:
                 batch = await self.consumer.getmany(timeout_ms=int(self.settings.batch_within_seconds * 1000),
-                                                    max_records=self.settings.batch_size)
+                                                    max_records=self.settings.poll_batch_size)
                 msgs = [m for part in batch.values() for m in part]
                 if msgs:
                     await self.process(msgs)
@@ -158,8 +158,8 @@ class ClassifyStage:
                 m_.dead_letters.labels(stage="classify").inc()
             else:
                 good.extend((event, m, index) for index, event in enumerate(result))
-        for start in range(0, len(good), self.settings.batch_size):
-            pending += await self._classify(good[start: start + self.settings.batch_size])
+        for start in range(0, len(good), self.settings.poll_batch_size):
+            pending += await self._classify(good[start: start + self.settings.poll_batch_size])
         await asyncio.gather(*pending)
         try:
             await self.consumer.commit(offsets)

@@ -25,7 +25,7 @@ def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "max_poll_records": settings.batch_size,
+        "max_poll_records": settings.poll_batch_size,
         "session_timeout_ms": session_ms,
         "heartbeat_interval_ms": max(100, session_ms // 8),
         "max_partition_fetch_bytes": max(1024 * 1024, settings.max_message_bytes * 2),
