@@ -20,6 +20,8 @@ def test_wheel_has_one_top_level_name_and_its_data(tmp_path: Path):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"valuedrift"}, tops
     for part in ("streams", "classifier", "sampler", "ops"):
         assert f"valuedrift/{part}/__init__.py" in names
+        for init in (ROOT / part).rglob("__init__.py"):  # every subpackage: pyproject lists them one by one
+            assert f"valuedrift/{init.relative_to(ROOT).as_posix()}" in names, init
     for data in ("valuedrift/classifier/labels/RUBRIC.md", "valuedrift/classifier/weights/default/adapter.json",
                  "valuedrift/classifier/data/demo_corpus.jsonl", "valuedrift/streams/schemas/Alert.schema.json"):
         assert data in names

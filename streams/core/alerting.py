@@ -4,17 +4,10 @@ The rules run on *blocks* (``valuedrift.streams.core.blocks``): a key's closed w
 least ``min_n`` responses (100 by default), judged on their Miller–Madow entropy with standard errors taken under
 the null hypothesis of no change. A window that does not complete a block raises nothing: it is held.
 
-- ``epsilon``: the method's rule, |ΔS| > ε (ε = 0.001 nats by default). ΔS between blocks of 100 responses
-  has a spread of about 0.12 nats under no change, so this rule fires on almost every block: it is kept
-  because users of the method ask for it, at severity ``info``.
-- ``delta_z``: the change is significant against its standard error under no change,
-  |ΔS| / SE(ΔS) > z (z = 4.42, two-sided p < 1e-5).
-- ``trend``: the OLS slope of S over the key's last T blocks (T = 20) is significant against its standard
-  error, computed from the blocks' null standard errors (for equal SEs σ it is σ·√(12/(T(T²−1)))).
-  It catches slow drift that no single ΔS can show (z = 3.89, p < 1e-4).
-- River change detectors on the series of block entropies: ``page_hinkley`` (on by default; threshold 2 nats
-  and δ 0.01 nats/block, not River's defaults of 50 and 0.005, which are in input units far from entropy's
-  scale), and opt-in ``adwin`` and ``kswin``.
+The rules live one module each in ``valuedrift.streams.core.rules`` (``REGISTRY``): ``epsilon`` (the method's
+|ΔS| > ε), ``delta_z`` (ΔS against its standard error), ``trend`` (the slope of S over the last blocks),
+``share_<code>`` (``--page-on``: one category's share rose), and River detectors: ``page_hinkley`` (on by
+default), ``adwin``, ``kswin`` on S and ``ddm_g2``, ``ddm_g4`` on per-response indicators (opt-in).
 
 Every rule's alert is an ``info`` *signal*; the policy (``valuedrift.streams.core.policy``) turns signals into one
 ``drift`` alert per episode, at ``warning`` or ``critical``: that is the alert to page on.
@@ -37,31 +30,32 @@ Every rule's alert is an ``info`` *signal*; the policy (``valuedrift.streams.cor
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from statistics import NormalDist
 from typing import Any
 
-from valuedrift.streams.core.blocks import (
-    DEFAULT_MIN_N,
-    Accumulator,
-    Block,
-    delta_test,
-    null_se,
-    null_variance,
-    trend_inputs,
-)
-from valuedrift.streams.core.changes import category_changes, grew, rise_z, summary
+from valuedrift.streams.core.blocks import DEFAULT_MIN_N, Accumulator, Block, null_se, null_variance
+from valuedrift.streams.core.changes import category_changes, grew, summary
 from valuedrift.streams.core.policy import DEFAULT_SIGNALS, PolicyConfig, PolicyState, step
 from valuedrift.streams.core.records import Alert, WindowStatistic, format_time
+from valuedrift.streams.core.rules import REGISTRY, BlockContext, rule_names, rules_for
+from valuedrift.streams.core.rules.base import two_sided_p
+from valuedrift.streams.core.rules.ddm import DdmRule
+from valuedrift.streams.core.rules.share import PREFIX as SHARE_PREFIX
+from valuedrift.streams.core.rules.share import share_rule
+from valuedrift.streams.core.rules.trend import trend_slope
 from valuedrift.streams.core.taxonomy import Category, categories_for
 from valuedrift.streams.core.windowing import DEFAULT_EXAMPLES
 
-BINARY_RULES = ("ddm_g2", "ddm_g4")  # River DDM on per-response indicators: is it g2 (g4)?
-RULES = ("epsilon", "delta_z", "trend", "page_hinkley", "adwin", "kswin", *BINARY_RULES)
-DEFAULT_RULES = ("epsilon", "delta_z", "trend", "page_hinkley")
-RIVER_RULES = ("page_hinkley", "adwin", "kswin", *BINARY_RULES)
+__all__ = ["BINARY_RULES", "CLASSIFIER_CHANGED", "DEFAULT_RULES", "RIVER_RULES", "RULES", "AlertPolicy", "AlertState",
+           "check_page_on", "evaluate", "share_rule", "trend_slope", "two_sided_p", "what_moved"]
+
+# The built-in rules, by name (a rule registered later is in the registry, not here).
+RULES = rule_names()
+DEFAULT_RULES = tuple(name for name in RULES if REGISTRY[name].on_by_default)
+RIVER_RULES = tuple(name for name in RULES if REGISTRY[name].river)
+BINARY_RULES = tuple(name for name in RULES if isinstance(REGISTRY[name], DdmRule))  # River DDM on indicators
 CLASSIFIER_CHANGED = "classifier_changed"  # not a rule: an info alert where the rules restart a key's series
 
 
@@ -95,18 +89,19 @@ class AlertPolicy:
     page_on: tuple[str, ...] = ()  # categories whose significant rise opens a critical drift episode by itself
 
     def __post_init__(self) -> None:
-        unknown = [r for r in self.rules if r not in RULES]
+        names = rule_names()
+        unknown = [r for r in self.rules if r not in names]
         if unknown:
-            raise ValueError(f"unknown alert rule(s) {unknown}; choose from {', '.join(RULES)}")
+            raise ValueError(f"unknown alert rule(s) {unknown}; choose from {', '.join(names)}")
         if not self.epsilon >= 0:
             raise ValueError(f"epsilon must be >= 0 nats, got {self.epsilon!r}")
         if not (self.z > 0 and self.trend_z > 0):
             raise ValueError(f"z thresholds must be > 0, got {self.z!r} and {self.trend_z!r}")
         if self.trend_windows < 3:
             raise ValueError(f"trend_windows must be >= 3, got {self.trend_windows}")
-        unknown = [r for r in self.signals if r not in RULES]
+        unknown = [r for r in self.signals if r not in names]
         if unknown:
-            raise ValueError(f"unknown signal rule(s) {unknown}; choose from {', '.join(RULES)}")
+            raise ValueError(f"unknown signal rule(s) {unknown}; choose from {', '.join(names)}")
         if any(not c or "," in c for c in self.page_on):
             raise ValueError(f"page_on must name category codes, got {list(self.page_on)}")
         if self.family_size < 1:
@@ -140,56 +135,12 @@ def check_page_on(policy: AlertPolicy, codes: tuple[str, ...]) -> None:
                          f"{', '.join(codes)}")
 
 
-def share_rule(code: str) -> str:
-    """The name of the rule that pages on a rise in ``code``'s share (``--page-on``)."""
-    return f"share_{code}"
-
-
-def make_detector(rule: str, policy: AlertPolicy, seed: int = 0) -> Any:
-    """Return a fresh River detector for a rule, with thresholds on the scale of window entropies."""
-    from river import drift
-
-    if rule == "page_hinkley":
-        return drift.PageHinkley(min_instances=policy.ph_min_windows, delta=policy.ph_delta,
-                                 threshold=policy.ph_threshold, mode="both")
-    if rule == "adwin":
-        return drift.ADWIN(delta=policy.adwin_delta)
-    if rule == "kswin":
-        return drift.KSWIN(alpha=policy.kswin_alpha, seed=seed)
-    if rule in BINARY_RULES:
-        return drift.binary.DDM(warm_start=policy.ddm_warm_start, drift_threshold=policy.ddm_threshold)
-    raise ValueError(f"{rule!r} is not a River rule")
-
-
-def indicators(hits: int, n: int) -> list[bool]:
-    """A window's per-response indicators in a fixed order: ``hits`` ones spread evenly over ``n``.
-
-    (The window keeps counts, not the order of its responses; spreading them evenly is deterministic, so
-    a replay and a restarted worker feed the detector the same sequence.)
-
-    >>> [int(x) for x in indicators(2, 6)]
-    [0, 0, 1, 0, 0, 1]
-    """
-    return [(i + 1) * hits // n > i * hits // n for i in range(n)] if n else []
-
-
-def _feed(det: Any, rule: str, x: float | tuple[int, int]) -> bool:
-    """Update a detector with one window; return whether it detected a change."""
-    if rule in BINARY_RULES:
-        fired = False
-        for b in indicators(*x):  # type: ignore[misc]
-            det.update(b)
-            fired = fired or det.drift_detected
-        return fired
-    det.update(x)
-    return bool(det.drift_detected)
-
-
 class AlertState:
     """Per-key memory of the alert rules; serialisable with ``to_dict`` (plain JSON, no pickle).
 
     River detectors are not stored: they are rebuilt after a restart by replaying the key's recent
-    block entropies (``series``), so their state survives without unpickling anything.
+    block entropies (``series``) or, for the binary rules, per-block rates (``rates``), so their state survives
+    without unpickling anything.
     """
 
     __slots__ = ("blocks", "pending", "last_window_start", "series", "rates", "detectors", "policy", "windows",
@@ -234,40 +185,11 @@ class AlertState:
                 st.rates = {r: [list(x) for x in v] for r, v in d.get("rates", {}).items()}
         return st
 
-    def detector(self, rule: str, policy: AlertPolicy) -> Any:
-        det = self.detectors.get(rule)
-        if det is None:
-            det = self.detectors[rule] = make_detector(rule, policy)
-            replay = [tuple(x) for x in self.rates.get(rule, [])] if rule in BINARY_RULES else self.series
-            for x in replay:  # replay; detections during the replay were alerted on already
-                _feed(det, rule, x)
-        return det
-
-
-def trend_slope(values: list[float], ses: list[float]) -> tuple[float, float]:
-    """Return the OLS slope of values against 0..T−1 and its standard error from the values' own SEs.
-
-    >>> slope, se = trend_slope([1.0, 1.1, 1.2, 1.3], [0.1] * 4)
-    >>> round(slope, 3), round(se, 4), round(0.1 * (12 / (4 * 15)) ** 0.5, 4)
-    (0.1, 0.0447, 0.0447)
-    """
-    t = len(values)
-    xbar = (t - 1) / 2
-    sxx = sum((i - xbar) ** 2 for i in range(t))
-    slope = sum((i - xbar) * v for i, v in enumerate(values)) / sxx
-    var = sum(((i - xbar) ** 2) * se * se for i, se in enumerate(ses)) / (sxx * sxx)
-    return slope, math.sqrt(var)
-
-
-def two_sided_p(z: float) -> float:
-    """Return the two-sided normal p-value of a z statistic."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
-
 
 @dataclass(frozen=True)
 class _Measure:
-    """What the rules saw at one block: the block, the one before it and their ΔS test, and which categories
-    moved against the baseline (the key's earlier blocks held in state, pooled)."""
+    """The evidence every alert of one block carries: the block, the one before it and their ΔS test, and which
+    categories moved against the baseline (the key's earlier blocks held in state, pooled)."""
 
     block: Block
     prev: Block | None
@@ -348,70 +270,23 @@ def evaluate(w: WindowStatistic, policy: AlertPolicy, state: AlertState) -> list
     block = state.pending.add(w.window_start, w.window_end, list(w.counts.values()), policy.min_n)
     if block is None:
         return out
-    prev = state.blocks[-1] if state.blocks else None
     state.blocks = (state.blocks + [block])[-policy.trend_windows:]
-    d, dse = delta_test(prev, block) if prev is not None else (None, None)
-    m = _Measure(block, prev, d, dse, what_moved(w, block, state.blocks[:-1], policy))
-    river_rules = [r for r in policy.rules if r in RIVER_RULES]
-    river_fired = []
-    for rule in river_rules:
-        det = state.detector(rule, policy)
-        x = (dict(zip(w.counts, block.counts, strict=True)).get(rule.split("_", 1)[1], 0), block.n) \
-            if rule in BINARY_RULES else block.entropy_mm
-        if _feed(det, rule, x):
-            river_fired.append(rule)
-        if rule in BINARY_RULES:
-            state.rates[rule] = (state.rates.get(rule, []) + [list(x)])[-policy.detector_memory:]  # type: ignore[arg-type]
-    state.series = (state.series + [block.entropy_mm])[-policy.detector_memory:] if river_rules else []
-    span = f" over {block.windows} windows" if block.windows > 1 else ""
-    if "epsilon" in policy.rules and d is not None and abs(d) > policy.epsilon:
-        out.append(_alert(w, m, "epsilon", d, policy.epsilon, "info",
-                          f"{w.monitor_key}: |ΔS| = {abs(d):.3f} nats > ε = {policy.epsilon:g} at {when}{span}"))
-    if "delta_z" in policy.rules and d is not None and dse:
-        z, limit = d / dse, policy.adjusted_z(policy.z)
-        if abs(z) > limit:
-            out.append(_alert(w, m, "delta_z", z, limit, "info",
-                              f"{w.monitor_key}: ΔS = {d:+.3f} ± {dse:.3f} nats (z = {z:+.1f}) at {when}{span}",
-                              p_value=two_sided_p(z)))
-    if "trend" in policy.rules and len(state.blocks) == policy.trend_windows:
-        slope, se = trend_slope(*trend_inputs(state.blocks))
-        limit = policy.adjusted_z(policy.trend_z)
-        if se > 0 and abs(slope / se) > limit:
-            z = slope / se
-            out.append(_alert(w, m, "trend", z, limit, "info",
-                              f"{w.monitor_key}: S moves {slope:+.3f} ± {se:.3f} nats per block over the last "
-                              f"{policy.trend_windows} blocks (z = {z:+.1f}) at {when}", p_value=two_sided_p(z),
-                              slope=slope, slope_se=se, trend_windows=[b.start for b in state.blocks]))
-    earlier = state.blocks[:-1]
-    for code in policy.page_on:
-        codes = tuple(w.counts)
-        if code not in codes or not earlier:
-            continue
-        i = codes.index(code)
-        base_hits, base_n = sum(b.counts[i] for b in earlier), sum(b.n for b in earlier)
-        z, limit = rise_z(block.counts[i], block.n, base_hits, base_n), policy.adjusted_z(policy.z)
-        if z > limit:
-            share, before = block.counts[i] / block.n, base_hits / base_n
-            out.append(_alert(w, m, share_rule(code), z, limit, "info",
-                              f"{w.monitor_key}: the {code} share rose {before:.0%} → {share:.0%} (z = {z:+.1f}) at "
-                              f"{when}".replace("%", " %"), p_value=two_sided_p(z) / 2))
-    for rule in river_fired:
-        if rule in BINARY_RULES:
-            code = rule.split("_", 1)[1]
-            rate = dict(zip(w.counts, block.counts, strict=True)).get(code, 0) / block.n
-            out.append(_alert(w, m, rule, rate, policy.ddm_threshold, "info",
-                              f"{w.monitor_key}: River DDM detected a change in the {code} rate (now {rate:.1%}) "
-                              f"at {when}", detector=rule))
-            continue
-        threshold = {"page_hinkley": policy.ph_threshold, "adwin": policy.adwin_delta,
-                     "kswin": policy.kswin_alpha}[rule]
-        out.append(_alert(w, m, rule, block.entropy_mm, threshold, "info",
-                          f"{w.monitor_key}: River {rule} detected a change in S (now {block.entropy_mm:.3f} nats) "
-                          f"at {when}", detector=rule))
+    ctx = BlockContext.at(w, state.blocks, policy, state)
+    m = _Measure(block, ctx.prev, ctx.delta, ctx.delta_se, what_moved(w, block, state.blocks[:-1], policy))
+    rules = rules_for(policy)
+    for rule in rules:
+        signal = rule.judge(ctx)
+        if signal is not None:
+            out.append(_alert(w, m, rule.name, signal.statistic, signal.threshold, "info", signal.message,
+                              signal.p_value, **signal.evidence))
+    if any(rule.river for rule in rules):  # the S series River detectors are rebuilt from after a restart
+        state.series = (state.series + [block.entropy_mm])[-policy.detector_memory:]
+    else:
+        state.series = []
     by_rule = {a.rule: a for a in out}
     for rule, severity, evidence in step(state.policy, policy.policy_config, state.evaluated, set(by_rule)):
         if rule == "drift":
-            if any(r.startswith("share_") for r in evidence["rules"]):
+            if any(r.startswith(SHARE_PREFIX) for r in evidence["rules"]):
                 severity = "critical"  # the user asked to be paged on this category (--page-on)
             ps = [by_rule[r].p_value for r in evidence["signals_now"] if by_rule[r].p_value is not None]
             msg = (f"{w.monitor_key}: drift in S ({', '.join(evidence['rules'])} within the last {policy.n} "
