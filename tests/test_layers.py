@@ -29,7 +29,7 @@ def layer_of(module: str) -> int:
         for p in prefixes:
             if (module == p or module.startswith(p + ".")) and len(p) > best:
                 best, rank = len(p), i
-    assert rank >= 0, f"{module} is in no layer: add it to LAYERS in tests/test_layers.py and docs/pages/architecture.md"
+    assert rank >= 0, f"{module} is in no layer: add it to LAYERS here and to docs/pages/architecture.md"
     return rank
 
 
