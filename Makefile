@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow lint schemas clean gpu-venv bench soak
+.PHONY: demo test test-fast test-slow lint schemas docs clean gpu-venv bench soak
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(VENV)/bin/valuedrift schemas --out streams/schemas
+
+# The documentation site (docs/mkdocs.yml, pages in docs/pages) into build/site; the reference pages are generated
+# from the code. `$(VENV)/bin/mkdocs serve -f docs/mkdocs.yml` previews it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,4 +1,4 @@
-"""The import graph: no cycles, and no import from a lower layer to a higher one (docs/architecture.md).
+"""The import graph: no cycles, and no import from a lower layer to a higher one (docs/pages/architecture.md).
 
 Every import counts, including those inside functions (a lazy import is still a dependency).
 """
@@ -29,7 +29,7 @@ def layer_of(module: str) -> int:
         for p in prefixes:
             if (module == p or module.startswith(p + ".")) and len(p) > best:
                 best, rank = len(p), i
-    assert rank >= 0, f"{module} is in no layer: add it to LAYERS in tests/test_layers.py and docs/architecture.md"
+    assert rank >= 0, f"{module} is in no layer: add it to LAYERS here and to docs/pages/architecture.md"
     return rank
 
 
