@@ -233,12 +233,11 @@ def settings_rows() -> list[dict[str, str]]:
 
 
 def settings_reference() -> str:
-    lines = ["| environment variable | option | of | type | default | what it sets |", "|---|---|---|---|---|---|"]
+    lines = ["| environment variable | option (commands) | default | what it sets |", "|---|---|---|---|"]
     for r in settings_rows():
-        option = code(r["option"]) if r["option"] else ""
+        option = f"{code(r['option'])} ({r['commands']})" if r["option"] else ""
         default = code(r["default"]) if r["default"] else "empty"
-        lines.append(f"| {code(r['env'])} | {option} | {r['commands']} | {md_escape(r['type'])} | {default} | "
-                     f"{md_escape(r['help'])} |")
+        lines.append(f"| {code(r['env'])} | {option} | {default} | {md_escape(r['help'])} ({r['type']}) |")
     return "\n".join(lines) + "\n"
 
 
