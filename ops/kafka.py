@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -49,12 +49,15 @@ async def read_topic(
 
 
 async def read_records(
-    broker: BrokerURL, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float | None = None
+    broker: BrokerURL, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float | None = None,
+    keep: Callable[[bytes], bool] | None = None,
 ) -> list[tuple[int, int, bytes]]:
     """Return (partition, offset, value) of every message on a topic from the beginning (no consumer group).
 
     Stops when ``expect`` messages were read, when nothing new arrived for
-    ``idle`` seconds, or at ``timeout``. A missing topic raises TopicMissingError.
+    ``idle`` seconds, or at ``timeout``. A missing topic raises TopicMissingError. With ``keep``, only the
+    messages it accepts are returned and count as new: a running worker's idle-close ticks on its classified
+    topic must not keep the reader waiting until ``timeout``.
     """
     consumer = AIOKafkaConsumer(**broker.client_options(), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -73,7 +76,8 @@ async def read_records(
         last = loop.time()
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
-            got = [(m.partition, m.offset, m.value or b"") for msgs in batch.values() for m in msgs]
+            got = [(m.partition, m.offset, m.value or b"") for msgs in batch.values() for m in msgs
+                   if keep is None or keep(m.value or b"")]
             if got:
                 out.extend(got)
                 last = loop.time()

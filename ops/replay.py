@@ -403,7 +403,9 @@ def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, 
 
     url = BrokerURL.parse(broker)
     try:
-        msgs = sorted(asyncio.run(read_records(url, topic, idle=idle, timeout=timeout)))
+        # the worker's idle-close ticks on its classified topic are not records: not read, not hashed, not waited on
+        msgs = sorted(asyncio.run(read_records(url, topic, idle=idle, timeout=timeout,
+                                               keep=lambda value: not is_tick(value))))
     except TopicMissingError as err:
         raise ReplayError(str(err)) from None
     reader = _Reader(opts)
@@ -413,8 +415,6 @@ def read_kafka(broker: str, topic: str, opts: ReplayOptions, idle: float = 3.0, 
     for partition, offset, value in msgs:
         h.update(len(value).to_bytes(8, "big"))
         h.update(value)
-        if is_tick(value):  # the worker's idle-close ticks on its classified topic: not records
-            continue
         where = f"{topic}[{partition}]@{offset}"
         problem = message_problem(value, opts.max_message_bytes)  # what the worker dead-letters, refused alike
         if problem is not None:

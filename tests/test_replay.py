@@ -606,3 +606,50 @@ def test_the_worker_and_replay_topic_accept_and_refuse_the_same_hostile_messages
     assert refused_live == refused_replay  # the same messages, by partition and offset
     assert sum(w.n for w in live) == sum(w["n"] for w in out["windows"]) == len(events)
     assert any("not UTF-8" in d.reason for d in dead) and any("not UTF-8" in b for b in out["input"]["bad_examples"])
+
+
+@pytest.mark.integration
+def test_replay_of_a_topic_is_not_held_open_by_a_running_workers_ticks(settings):
+    """A running worker sends idle-close ticks to its classified topic every few seconds; they are not records, so
+    reading the topic stops after --idle without a record instead of waiting for its one-hour timeout."""
+    import asyncio
+    import threading
+    import time
+
+    from valuedrift.ops.kafka import ensure_topics, make_producer
+    from valuedrift.ops.replay import read_kafka
+    from valuedrift.streams.core.records import tick_payload
+
+    asyncio.run(ensure_topics(settings))
+    topic = settings.topics.classified
+    records = [ClassifiedResponse(id=f"r{i}", monitor_key="k", event_time=T0 + i, category="g1", probs={"g1": 1.0},
+                                  model_version="m-1") for i in range(3)]
+    started, stop = threading.Event(), threading.Event()
+
+    async def tick_until_stopped() -> None:
+        producer = make_producer(settings.broker)
+        await producer.start()
+        try:
+            for rec in records:
+                await (await producer.send(topic, value=rec.to_bytes()))
+            while not stop.is_set():
+                await (await producer.send(topic, value=tick_payload(time.time())))
+                started.set()
+                await asyncio.sleep(0.3)
+        finally:
+            await producer.stop()
+
+    ticker = threading.Thread(target=lambda: asyncio.run(tick_until_stopped()), daemon=True)
+    ticker.start()
+    try:
+        assert started.wait(30)
+        t0 = time.monotonic()
+        inp = read_kafka(str(settings.broker), topic, ReplayOptions(), idle=1.5, timeout=120)
+        waited = time.monotonic() - t0
+        still_ticking = ticker.is_alive() and not stop.is_set()
+    finally:
+        stop.set()
+        ticker.join(30)
+    assert [r.id for r in inp.classified] == ["r0", "r1", "r2"]
+    assert inp.kafka["messages"] == 3  # the ticks are neither records nor counted
+    assert still_ticking and waited < 60  # stopped by --idle while the ticks went on (not by the timeout)
