@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
+
+from valuedrift.classifier.cache import models_dir
 
 log = logging.getLogger("valuedrift.classifier")
 
@@ -23,11 +24,6 @@ WEIGHT_FILES = ("adapter.safetensors", "adapter.json")
 def weights_dir() -> Path:
     """The committed trained weights of the default model."""
     return Path(str(resources.files("valuedrift.classifier") / "weights" / "default"))
-
-
-def cache_root() -> Path:
-    env = os.environ.get("VALUEDRIFT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "valuedrift"
 
 
 def fingerprint() -> str:
@@ -43,7 +39,7 @@ def fingerprint() -> str:
 
 
 def default_model_dir() -> Path:
-    return cache_root() / "models" / f"default-{fingerprint()}"
+    return models_dir() / f"default-{fingerprint()}"
 
 
 def ensure_default_model(build: bool = True) -> Path:

