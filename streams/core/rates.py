@@ -17,12 +17,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from valuedrift.streams.core.rules.base import two_sided_p
 
 Z95 = 1.959963984540054
-
-
-def _p(z: float) -> float:
-    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class Estimate:
 
     @property
     def p_value(self) -> float:
-        return _p(self.value / self.se) if self.se > 0 else (0.0 if self.value else 1.0)
+        return two_sided_p(self.value / self.se) if self.se > 0 else (0.0 if self.value else 1.0)
 
     def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "ci_low": self.ci[0], "ci_high": self.ci[1], "p_value": self.p_value}
