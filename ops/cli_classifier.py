@@ -80,13 +80,28 @@ def train(
     oversample: Annotated[list[str] | None, typer.Option(
         metavar="SOURCE=K", help="each training pair whose source is SOURCE is seen K times an epoch "
                                  "(repeatable), e.g. xstest=3 to weigh the labelled source you trust most")] = None,
+    head: Annotated[str, typer.Option(
+        help="flat (one linear layer over the categories) | factorised (request harmful? x assistant complies/"
+             "refuses/off-topic, composed into g1-g5; five-class only)")] = "flat",
+    top_layers: Annotated[int, typer.Option(
+        min=0, help="LoRA in the top N layers only; the frozen layers below run once per pair and their output is "
+                    "cached on disk, so an epoch costs the top layers only (MPNet on CPU) [0: every layer]")] = 0,
+    activation_cache: Annotated[Path | None, typer.Option(
+        help="folder for the cached activations of --top-layers (hundreds of MB to a few GB) "
+             "[the model cache's activations/]")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="continue the interrupted run in --out from its last epoch (same data and options; --epochs may "
+             "be raised)")] = False,
 ) -> None:
-    """Fine-tune the classifier (LoRA + head), seeded, with a progress bar and early stopping."""
+    """Fine-tune the classifier (LoRA + head), seeded, with a progress bar, early stopping and a checkpoint
+    after every epoch."""
     from valuedrift.classifier.train import TrainConfig, init_config
     from valuedrift.classifier.train import train as run
 
     if lora_targets not in ("attention", "all"):
         fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
+    if head not in ("flat", "factorised"):
+        fail(f"--head must be flat or factorised, got {head!r}")
     if max_prompt_tokens > max_length - 16:
         fail(f"--max-prompt-tokens {max_prompt_tokens} leaves the response under 16 of --max-length {max_length}")
     if prompt_tail_tokens > max_prompt_tokens:
@@ -94,14 +109,15 @@ def train(
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
                       lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
                       max_prompt_tokens=max_prompt_tokens, prompt_tail_tokens=prompt_tail_tokens,
-                      patience=patience, seed=seed, threads=threads, device=device,
+                      patience=patience, seed=seed, threads=threads, device=device, top_layers=top_layers, head=head,
                       oversample=tuple(_source_times(item) for item in oversample or ()))
     from valuedrift.streams.core.taxonomy import load_taxonomy
 
     try:
         if init is not None:
             cfg = init_config(init, cfg)
-        card = run(_load(data, taxonomy), _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy), init=init)
+        card = run(_load(data, taxonomy), _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy), init=init,
+                   resume=resume, activations=activation_cache)
     except ValueError as err:
         fail(str(err))
     typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")
