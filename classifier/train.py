@@ -31,6 +31,7 @@ from valuedrift.classifier.activation_cache import (
     weights_fingerprint,
 )
 from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.distill import UNLABELLED, Teacher
 from valuedrift.classifier.encoding import PairEncoder, PairTemplate
 from valuedrift.classifier.metrics import classification_report
 from valuedrift.classifier.model import PairClassifier, default_template, load_encoder, resolve_backbone
@@ -162,7 +163,8 @@ def init_config(init: Path, cfg: TrainConfig) -> TrainConfig:
 
 def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig, out_dir: Path,
           taxonomy: Taxonomy = DEFAULT_TAXONOMY, progress: bool = True, init: Path | None = None,
-          resume: bool = False, activations: Path | None = None) -> dict[str, Any]:
+          resume: bool = False, activations: Path | None = None, teacher: Teacher | None = None,
+          unlabelled: Sequence[Example] = ()) -> dict[str, Any]:
     """Train, keep the epoch with the best validation macro-F1, and save the adapter; return the card.
 
     ``init``: an adapter folder to start from (its LoRA factors and head; ``cfg`` must come from
@@ -170,6 +172,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     ``resume``: continue from ``out_dir/checkpoint.pt`` (written after every epoch) where an earlier run of the
     same configuration and data stopped; ``cfg.epochs`` may be raised to train on.
     ``activations``: where the lower layers' cached output goes with ``cfg.top_layers`` [the model cache].
+    ``teacher``: distil (``valuedrift.classifier.distill``): its probabilities for ``train_ex`` and for the
+    ``unlabelled`` pairs, which are trained on the teacher's probabilities alone.
     """
     if not train_ex or not val_ex:
         raise ValueError("training needs non-empty training and validation data")
@@ -181,9 +185,14 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         init_taxonomy = own["taxonomy"]
         if list(init_taxonomy) != list(taxonomy.codes):
             raise ValueError(f"--init {init}: its taxonomy {init_taxonomy} is not {list(taxonomy.codes)}")
+    if unlabelled and teacher is None:
+        raise ValueError("unlabelled pairs train on a teacher's probabilities: pass --teacher with --unlabelled")
     codes = taxonomy.codes
-    seen_index = oversampled_index(train_ex, cfg.oversample)  # what one epoch goes through
-    fingerprint = data_fingerprint(train_ex, val_ex, cfg, init)
+    labelled = list(train_ex)
+    train_ex = [*labelled, *unlabelled]
+    # what one epoch goes through: the labelled pairs (oversampled), then each unlabelled pair once
+    seen_index = oversampled_index(labelled, cfg.oversample) + list(range(len(labelled), len(train_ex)))
+    fingerprint = data_fingerprint(train_ex, val_ex, cfg, init, teacher.fingerprint() if teacher else "")
     checkpoint = out_dir / CHECKPOINT
     state = load_checkpoint(checkpoint, fingerprint) if resume else None
     device = resolve_device(cfg.device)
@@ -207,10 +216,13 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     if split is not None:
         train_data, val_data = (cached_batches(split, encoder, rows, path, activations, device, progress)
                                 for rows in (x_train, x_val))
-    y_train = torch.tensor([codes.index(e.label) for e in train_ex], device=device)
-    freq = Counter(train_ex[i].label for i in seen_index)
+    y_train = torch.tensor([codes.index(e.label) if e.label != UNLABELLED else -100 for e in train_ex], device=device)
+    soft = None if teacher is None else torch.from_numpy(
+        np.concatenate([teacher.labelled, teacher.unlabelled]).astype(np.float32)).to(device)
+    freq = Counter(train_ex[i].label for i in seen_index if train_ex[i].label != UNLABELLED)
     # sqrt-inverse-frequency class weights: rare categories (g2) matter without dominating
-    weights = torch.tensor([(len(seen_index) / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
+    n_seen = sum(freq.values())
+    weights = torch.tensor([(n_seen / max(freq.get(c, 0), 1)) ** 0.5 for c in codes], dtype=torch.float32)
     weights = weights / weights.mean()
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -242,7 +254,9 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
             total = 0.0
             for b, idx in enumerate(batches, 1):
                 rows = [seen_index[i] for i in idx]
-                loss = loss_fn(train_data.logits(model, rows), y_train[rows])
+                logits = train_data.logits(model, rows)
+                loss = loss_fn(logits, y_train[rows]) if soft is None else distillation_loss(
+                    logits, y_train[rows], soft[rows], loss_fn, teacher.weight if teacher else 0.0)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -281,10 +295,13 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "history": history,
         "train_seconds": round(time.monotonic() - started, 1),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "data": {"train": dict(sorted(Counter(e.label for e in train_ex).items())),
+        "distillation": None if teacher is None else {
+            "teacher": teacher.name, "weight": teacher.weight, "unlabelled": len(unlabelled),
+            "unlabelled_sources": dict(Counter(e.source or "?" for e in unlabelled))},
+        "data": {"train": dict(sorted(Counter(e.label for e in labelled).items())),
                  "train_pairs_per_epoch": len(seen_index),
                  "val": dict(sorted(Counter(e.label for e in val_ex).items())),
-                 "train_sources": dict(Counter(e.source or "?" for e in train_ex)),
+                 "train_sources": dict(Counter(e.source or "?" for e in labelled)),
                  "val_sources": dict(Counter(e.source or "?" for e in val_ex))},
     }
     (out_dir / "adapter.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -297,13 +314,23 @@ CHECKPOINT = "checkpoint.pt"
 RESUMABLE = ("epochs", "patience", "threads", "device")  # may differ between a run and its resumption
 
 
+def distillation_loss(logits: torch.Tensor, gold: torch.Tensor, soft: torch.Tensor,
+                      loss_fn: torch.nn.CrossEntropyLoss, weight: float) -> torch.Tensor:
+    """``(1 - weight) · CE(gold) + weight · KL(soft ‖ softmax(logits))``; the cross-entropy over the labelled
+    pairs of the batch (gold >= 0), the KL over all."""
+    kl = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=-1), soft, reduction="batchmean")
+    if not bool((gold >= 0).any()):
+        return weight * kl
+    return (1.0 - weight) * loss_fn(logits, gold) + weight * kl
+
+
 def data_fingerprint(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig,
-                     init: Path | None) -> str:
+                     init: Path | None, teacher: str = "") -> str:
     """A hash of what a resumed run must share with the run it continues: the data, the warm start and the
     configuration (except the epochs, patience, threads and device)."""
     h = hashlib.sha256(json.dumps({k: v for k, v in asdict(cfg).items() if k not in RESUMABLE},
                                   sort_keys=True, default=list).encode())
-    h.update(str(init).encode())
+    h.update(f"{init}|{teacher}".encode())
     for e in (*train_ex, None, *val_ex):
         h.update(b"|" if e is None else json.dumps([e.id, e.prompt, e.response, e.label, e.source]).encode())
     return h.hexdigest()

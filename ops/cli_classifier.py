@@ -33,6 +33,9 @@ def prepare(
                                                         "../shared/data]")] = None,
     context_turns: Annotated[int, typer.Option(
         min=0, help="earlier turns appended to hh-rlhf prompts (serve with the same --context-turns) [0]")] = 0,
+    unlabelled: Annotated[bool, typer.Option(
+        help="also write unlabelled.jsonl: the training side's unlabelled pairs, for distillation (train "
+             "--teacher)")] = False,
 ) -> None:
     """Write the labelled splits (XSTest, built off-topic pairs, labelled hh-rlhf turns) as JSONL."""
     from collections import Counter
@@ -48,6 +51,16 @@ def prepare(
     for name, exs in splits.items():
         write_jsonl(exs, out / f"{name}.jsonl")
         typer.echo(f"{out / name}.jsonl: {len(exs)} examples {dict(sorted(Counter(e.label for e in exs).items()))}")
+    if unlabelled:
+        from valuedrift.classifier.distill import unlabelled_pairs, write_unlabelled
+        from valuedrift.classifier.training_data import SEED, shared_data_dir
+
+        labelled = [e for exs in splits.values() for e in exs]
+        pool = unlabelled_pairs(data_dir or shared_data_dir(), labelled, splits["val"] + splits["test"], SEED,
+                                context_turns)
+        write_unlabelled(pool, out / "unlabelled.jsonl")
+        sources = dict(sorted(Counter(e.source for e in pool).items()))
+        typer.echo(f"{out / 'unlabelled'}.jsonl: {len(pool)} pairs {sources}")
 
 
 @app.command()
@@ -89,6 +102,13 @@ def train(
     activation_cache: Annotated[Path | None, typer.Option(
         help="folder for the cached activations of --top-layers (hundreds of MB to a few GB) "
              "[the model cache's activations/]")] = None,
+    teacher: Annotated[Path | None, typer.Option(
+        help="distil: an exported model folder whose probabilities the student also learns, on the training pairs "
+             "and on --unlabelled")] = None,
+    unlabelled: Annotated[Path | None, typer.Option(
+        help="pairs without labels (prepare --unlabelled), trained on the teacher's probabilities alone")] = None,
+    distill_weight: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="w in (1 - w) x cross-entropy on the labels + w x KL to the teacher")] = 0.5,
     resume: Annotated[bool, typer.Option(
         help="continue the interrupted run in --out from its last epoch (same data and options; --epochs may "
              "be raised)")] = False,
@@ -116,11 +136,27 @@ def train(
     try:
         if init is not None:
             cfg = init_config(init, cfg)
-        card = run(_load(data, taxonomy), _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy), init=init,
-                   resume=resume, activations=activation_cache)
+        train_ex = _load(data, taxonomy)
+        pool, teach = _teacher(teacher, unlabelled, train_ex, distill_weight, out)
+        card = run(train_ex, _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy), init=init,
+                   resume=resume, activations=activation_cache, teacher=teach, unlabelled=pool)
     except ValueError as err:
         fail(str(err))
     typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")
+
+
+def _teacher(teacher: Path | None, unlabelled: Path | None, train_ex: list, weight: float, out: Path):  # noqa: ANN202
+    """The unlabelled pairs and the teacher's probabilities (None without --teacher)."""
+    from valuedrift.classifier.distill import cached_teacher, read_unlabelled
+
+    if teacher is None:
+        if unlabelled is not None:
+            fail("--unlabelled pairs train on a teacher's probabilities: pass --teacher MODEL too")
+        return [], None
+    if not (teacher / "model.json").exists():
+        fail(f"--teacher {teacher}: no model.json there; pass a folder written by `classifier export`")
+    pool = read_unlabelled(unlabelled) if unlabelled is not None else []
+    return pool, cached_teacher(teacher, train_ex, pool, weight, out)
 
 
 def _source_times(item: str) -> tuple[str, int]:

@@ -1,0 +1,162 @@
+"""Distillation: train a student on the gold labels plus a teacher's probabilities, on the labelled training pairs
+and on unlabelled pairs from the training side of the same sources.
+
+The unlabelled pairs (``unlabelled_pairs``) are the answered turns of the hh-rlhf dialogues (red-team and
+everyday helpful files, chosen and rejected sides, every turn, not only the last) whose dialogue falls in the
+training split, minus the labelled ones, plus the demo corpus. A dialogue's split is a hash of its key alone
+(``valuedrift.classifier.splits.assign``), the same hash that splits the labelled turns, so no validation or test
+dialogue contributes a pair. The teacher is any exported model folder; its probabilities are computed once per
+run. The loss is ``(1 - w) · CE(gold) + w · KL(teacher ‖ student)``, the KL over every pair and the
+cross-entropy (class-weighted, as without a teacher) over the labelled ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from valuedrift.classifier import hh_rlhf
+from valuedrift.classifier.context import with_context
+from valuedrift.classifier.datasets import Example
+from valuedrift.classifier.splits import FRACTIONS, assign
+from valuedrift.classifier.transcripts import answered_turns
+
+UNLABELLED = ""  # the label of an unlabelled pair
+
+
+def hh_turns(data_dir: Path, prefix: str, context_turns: int = 0) -> Iterator[Example]:
+    """Every answered turn of the hh-rlhf file ``prefix``, both sides; the last turn's id is the labelled one's."""
+    import gzip
+
+    with gzip.open(data_dir / hh_rlhf.FILES[prefix], "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            row = json.loads(line)
+            for side in ("chosen", "rejected"):
+                turns = answered_turns(row[side])
+                for t, (prompt, response, earlier) in enumerate(turns):
+                    last = t == len(turns) - 1
+                    ex_id = f"{prefix}-{i:04d}-{side}" + ("" if last else f"-t{t}")
+                    yield Example(id=ex_id, prompt=with_context(prompt, earlier, context_turns), response=response,
+                                  label=UNLABELLED, source=f"{prefix}-unlabelled",
+                                  split_key=hh_rlhf.split_key(f"{prefix}-{i:04d}-{side}"))
+
+
+def unlabelled_pairs(data_dir: Path, labelled: Sequence[Example], held_out: Sequence[Example], seed: int,
+                     context_turns: int = 0, include_demo: bool = True) -> list[Example]:
+    """The training side's unlabelled pairs (see the module's text), each (prompt, response) once.
+
+    ``labelled``: every labelled pair (left out by id); ``held_out``: the validation and test pairs, left out by
+    text as well: the rejection-sampled helpful file repeats a conversation on many lines, so a training
+    dialogue's turn can be a held-out dialogue's labelled one word for word.
+    """
+    from valuedrift.classifier.corpus import demo_corpus
+
+    labelled_ids = {e.id for e in labelled}
+    seen = {(e.prompt, e.response) for e in held_out}
+    out = []
+    for prefix in hh_rlhf.FILES:
+        for e in hh_turns(data_dir, prefix, context_turns):
+            key = (e.prompt, e.response)
+            if e.id in labelled_ids or key in seen or not e.response.strip():
+                continue
+            if assign(e.split_key or e.id, seed, FRACTIONS) == "train":
+                seen.add(key)
+                out.append(e)
+    if include_demo:
+        for e in demo_corpus():
+            if (e.prompt, e.response) not in seen:
+                seen.add((e.prompt, e.response))
+                out.append(Example(id=f"demo-{e.id}", prompt=e.prompt, response=e.response, label=UNLABELLED,
+                                   source="demo-unlabelled"))
+    return out
+
+
+def write_unlabelled(examples: Sequence[Example], path: Path) -> None:
+    """One JSON object per line: id, prompt, response, source (no label)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for e in examples:
+            fh.write(json.dumps({"id": e.id, "prompt": e.prompt, "response": e.response, "source": e.source}) + "\n")
+
+
+def read_unlabelled(path: Path) -> list[Example]:
+    """Pairs without labels (``prepare --unlabelled`` writes them; a ``label`` field, if any, is ignored)."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--unlabelled {path}: cannot be read ({err.__class__.__name__})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out.append(Example(id=str(obj.get("id", f"line-{n}")), prompt=str(obj["prompt"]),
+                               response=str(obj["response"]), label=UNLABELLED, source=obj.get("source")))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise ValueError(f"--unlabelled {path}:{n}: not a JSON object with prompt and response") from None
+    if not out:
+        raise ValueError(f"--unlabelled {path}: no pairs in it")
+    return out
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A teacher's probabilities for the labelled training pairs and for the unlabelled pairs."""
+
+    name: str  # the teacher model's version
+    labelled: np.ndarray  # [n_train, n_classes]
+    unlabelled: np.ndarray  # [n_unlabelled, n_classes]
+    weight: float = 0.5  # w in (1 - w) CE + w KL
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(f"{self.name}|{self.weight}".encode())
+        h.update(np.ascontiguousarray(self.labelled, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.unlabelled, dtype=np.float32).tobytes())
+        return h.hexdigest()[:16]
+
+
+def teacher_probabilities(model_dir: Path, examples: Sequence[Example], precision: str = "fp32",
+                          chunk: int = 256, progress: bool = True) -> tuple[str, np.ndarray]:
+    """The exported model's version and its probabilities for every pair (in order)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from valuedrift.classifier.onnx_model import OnnxClassifier
+
+    model = OnnxClassifier(model_dir, precision=precision)
+    out = np.zeros((len(examples), model.taxonomy.size), dtype=np.float32)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"teacher {model.version} ({precision})", total=len(examples))
+        for s in range(0, len(examples), chunk):
+            part = examples[s : s + chunk]
+            out[s : s + len(part)] = model.predict_proba([e.prompt for e in part], [e.response for e in part])
+            bar.update(task, advance=len(part))
+    return model.version, out
+
+
+def cached_teacher(model_dir: Path, train_ex: Sequence[Example], unlabelled: Sequence[Example], weight: float,
+                   cache: Path, precision: str = "fp32", progress: bool = True) -> Teacher:
+    """``Teacher`` for these pairs, its probabilities read from ``cache`` when it holds this teacher's for the same
+    pairs (a resumed run does not pay for them twice)."""
+    import os
+
+    from valuedrift.classifier.onnx_model import OnnxClassifier
+
+    version = OnnxClassifier(model_dir, precision=precision).version
+    h = hashlib.sha256(f"{version}|{precision}".encode())
+    for e in (*train_ex, *unlabelled):
+        h.update(json.dumps([e.prompt, e.response]).encode())
+    file = cache / f"teacher-{h.hexdigest()[:16]}.npy"
+    if file.exists():
+        probs = np.load(file)
+    else:
+        _, probs = teacher_probabilities(model_dir, [*train_ex, *unlabelled], precision, progress=progress)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(file.name + ".partial")
+        with tmp.open("wb") as fh:
+            np.save(fh, probs)
+        os.replace(tmp, file)
+    return Teacher(version, probs[: len(train_ex)], probs[len(train_ex) :], weight)
