@@ -349,7 +349,11 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
     if not path.exists():
         raise ValueError(f"--resume: {path} does not exist; no interrupted run to continue in that --out "
                          "(run without --resume to start)")
-    state = torch.load(path, weights_only=False)  # written by save_checkpoint: a file of this program's
+    try:
+        state = torch.load(path, weights_only=False)  # written by save_checkpoint: a file of this program's
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in many ways inside torch/pickle
+        raise ValueError(f"--resume: {path} cannot be read ({err.__class__.__name__}); delete it and run without "
+                         "--resume") from None
     if state.get("fingerprint") != fingerprint:
         raise ValueError(f"--resume: {path} is from a run with other data or options (only --epochs, "
                          "--patience, --threads and --device may change); run without --resume to start over")
@@ -366,8 +370,12 @@ def cached_batches(split: LayerSplit, encoder: PairEncoder, rows: list[list[int]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"frozen layers ({split.frozen}), cached in {folder}", total=len(rows))
-        acts = lower_activations(split, rows, encoder.pad, folder, device,
-                                 progress=lambda n: bar.update(task, advance=n))
+        try:
+            acts = lower_activations(split, rows, encoder.pad, folder, device,
+                                     progress=lambda n: bar.update(task, advance=n))
+        except OSError as err:
+            raise ValueError(f"--activation-cache: cannot write {folder} ({err.strerror or err}); pass a folder "
+                             "with room (about 0.15 MB a pair for MPNet-base)") from None
     return Batches(encoder, rows, acts, split)
 
 

@@ -192,3 +192,20 @@ def test_the_factorised_head_gives_probabilities_of_the_five_categories_through_
         from valuedrift.streams.core.taxonomy import load_taxonomy
 
         train(train_ex, val_ex, cfg, tmp_path / "three", progress=False, taxonomy=load_taxonomy("three-class"))
+
+
+def test_a_broken_checkpoint_and_an_unwritable_store_are_one_line(tmp_path, pairs, mpnet):
+    d = tmp_path / "data"
+    d.mkdir()
+    write_jsonl(pairs[0], d / "train.jsonl")
+    write_jsonl(pairs[1], d / "val.jsonl")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "checkpoint.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    (tmp_path / "file").write_text("a file, not a folder")
+    base = ("classifier", "train", "--data", str(d / "train.jsonl"), "--val", str(d / "val.jsonl"),
+            "--backbone", f"mpnet:{mpnet}", "--max-length", "96", "--max-prompt-tokens", "40", "--epochs", "1")
+    for extra, says in [(("--out", str(tmp_path / "a"), "--resume"), "cannot be read"),
+                        (("--out", str(tmp_path / "b"), "--top-layers", "1", "--activation-cache",
+                          str(tmp_path / "file")), "--activation-cache: cannot write")]:
+        r = cli(*base, *extra)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr[-1500:]
