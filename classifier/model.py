@@ -169,7 +169,8 @@ class FactorisedHead(nn.Module):
     says nothing about the request, so g5 pairs train the assistant head only.
 
     >>> head = FactorisedHead(8)
-    >>> round(float(head(torch.randn(3, 8)).exp().sum(dim=1).mean()), 5)
+    >>> with torch.no_grad():
+    ...     round(float(head(torch.randn(3, 8)).exp().sum(dim=1).mean()), 5)
     1.0
     """
 
