@@ -110,7 +110,8 @@ def store_key(backbone: str, frozen: int, rows: Sequence[Sequence[int]]) -> str:
     return h.hexdigest()[:20]
 
 
-def _write_atomic(path: Path, array: np.ndarray) -> None:
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` into ``path.partial``, then rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".partial")
     with tmp.open("wb") as fh:
         np.save(fh, array)
@@ -141,7 +142,7 @@ def lower_activations(split: LayerSplit, rows: Sequence[Sequence[int]], pad: Cal
                 hidden = hidden.to(torch.float16).cpu().numpy()
                 for j, i in enumerate(idx):
                     pieces[i] = hidden[j, : len(part[i])]
-            _write_atomic(file, np.concatenate(pieces, axis=0))
+            save_array(file, np.concatenate(pieces, axis=0))
         flat = torch.from_numpy(np.load(file))
         if flat.shape[0] != sum(len(r) for r in part):
             raise ValueError(f"{file}: holds {flat.shape[0]} token rows, not the {sum(len(r) for r in part)} "

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from valuedrift.classifier import hh_rlhf
@@ -25,24 +26,20 @@ from valuedrift.classifier.datasets import Example
 from valuedrift.classifier.splits import FRACTIONS, assign
 from valuedrift.classifier.transcripts import answered_turns
 
+if TYPE_CHECKING:
+    from valuedrift.classifier.onnx_model import OnnxClassifier
+
 UNLABELLED = ""  # the label of an unlabelled pair
 
 
 def hh_turns(data_dir: Path, prefix: str, context_turns: int = 0) -> Iterator[Example]:
     """Every answered turn of the hh-rlhf file ``prefix``, both sides; the last turn's id is the labelled one's."""
-    import gzip
-
-    with gzip.open(data_dir / hh_rlhf.FILES[prefix], "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            row = json.loads(line)
-            for side in ("chosen", "rejected"):
-                turns = answered_turns(row[side])
-                for t, (prompt, response, earlier) in enumerate(turns):
-                    last = t == len(turns) - 1
-                    ex_id = f"{prefix}-{i:04d}-{side}" + ("" if last else f"-t{t}")
-                    yield Example(id=ex_id, prompt=with_context(prompt, earlier, context_turns), response=response,
-                                  label=UNLABELLED, source=f"{prefix}-unlabelled",
-                                  split_key=hh_rlhf.split_key(f"{prefix}-{i:04d}-{side}"))
+    for transcript_id, text in hh_rlhf.transcripts(data_dir, prefix):
+        turns = answered_turns(text)
+        for t, (prompt, response, earlier) in enumerate(turns):
+            ex_id = transcript_id + ("" if t == len(turns) - 1 else f"-t{t}")
+            yield Example(id=ex_id, prompt=with_context(prompt, earlier, context_turns), response=response,
+                          label=UNLABELLED, source=f"{prefix}-unlabelled", split_key=hh_rlhf.split_key(transcript_id))
 
 
 def unlabelled_pairs(data_dir: Path, labelled: Sequence[Example], held_out: Sequence[Example], seed: int,
@@ -119,33 +116,31 @@ class Teacher:
         return h.hexdigest()[:16]
 
 
-def teacher_probabilities(model_dir: Path, examples: Sequence[Example], precision: str = "fp32",
-                          chunk: int = 256, progress: bool = True) -> tuple[str, np.ndarray]:
-    """The exported model's version and its probabilities for every pair (in order)."""
+def teacher_probabilities(model: OnnxClassifier, examples: Sequence[Example], chunk: int = 256,
+                          progress: bool = True) -> np.ndarray:
+    """The model's probabilities for every pair (in order)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from valuedrift.classifier.onnx_model import OnnxClassifier
 
-    model = OnnxClassifier(model_dir, precision=precision)
     out = np.zeros((len(examples), model.taxonomy.size), dtype=np.float32)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"teacher {model.version} ({precision})", total=len(examples))
+        task = bar.add_task(f"teacher {model.version} ({model.precision})", total=len(examples))
         for s in range(0, len(examples), chunk):
             part = examples[s : s + chunk]
             out[s : s + len(part)] = model.predict_proba([e.prompt for e in part], [e.response for e in part])
             bar.update(task, advance=len(part))
-    return model.version, out
+    return out
 
 
 def cached_teacher(model_dir: Path, train_ex: Sequence[Example], unlabelled: Sequence[Example], weight: float,
                    cache: Path, precision: str = "fp32", progress: bool = True) -> Teacher:
     """``Teacher`` for these pairs, its probabilities read from ``cache`` when it holds this teacher's for the same
     pairs (a resumed run does not pay for them twice)."""
-    import os
-
+    from valuedrift.classifier.activation_cache import save_array
     from valuedrift.classifier.onnx_model import OnnxClassifier
 
-    version = OnnxClassifier(model_dir, precision=precision).version
+    model = OnnxClassifier(model_dir, precision=precision)
+    version = model.version
     h = hashlib.sha256(f"{version}|{precision}".encode())
     for e in (*train_ex, *unlabelled):
         h.update(json.dumps([e.prompt, e.response]).encode())
@@ -153,10 +148,7 @@ def cached_teacher(model_dir: Path, train_ex: Sequence[Example], unlabelled: Seq
     if file.exists():
         probs = np.load(file)
     else:
-        _, probs = teacher_probabilities(model_dir, [*train_ex, *unlabelled], precision, progress=progress)
+        probs = teacher_probabilities(model, [*train_ex, *unlabelled], progress=progress)
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(file.name + ".partial")
-        with tmp.open("wb") as fh:
-            np.save(fh, probs)
-        os.replace(tmp, file)
+        save_array(file, probs)
     return Teacher(version, probs[: len(train_ex)], probs[len(train_ex) :], weight)

@@ -27,16 +27,21 @@ FILES = {"hh": FILE, "hho": "hh-rlhf/helpful-online-test.jsonl.gz",
 HELPFUL = ("hho", "hhr")
 
 
-def dialogues(data_dir: Path, prefix: str = "hh") -> Iterator[tuple[str, str, str, list[tuple[str, str]]]]:
-    """Yield (id, prompt, response, context) for the last pair of every transcript of ``FILES[prefix]``."""
-    path = data_dir / FILES[prefix]
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
+def transcripts(data_dir: Path, prefix: str = "hh") -> Iterator[tuple[str, str]]:
+    """Yield (``<prefix>-<line>-<side>``, transcript text) for both sides of every line of ``FILES[prefix]``."""
+    with gzip.open(data_dir / FILES[prefix], "rt", encoding="utf-8") as fh:
         for i, line in enumerate(fh):
             row = json.loads(line)
             for side in ("chosen", "rejected"):
-                pair = last_exchange(row[side])
-                if pair is not None:
-                    yield f"{prefix}-{i:04d}-{side}", pair[0], pair[1], pair[2]
+                yield f"{prefix}-{i:04d}-{side}", row[side]
+
+
+def dialogues(data_dir: Path, prefix: str = "hh") -> Iterator[tuple[str, str, str, list[tuple[str, str]]]]:
+    """Yield (id, prompt, response, context) for the last pair of every transcript of ``FILES[prefix]``."""
+    for transcript_id, text in transcripts(data_dir, prefix):
+        pair = last_exchange(text)
+        if pair is not None:
+            yield transcript_id, pair[0], pair[1], pair[2]
 
 
 def split_key(example_id: str) -> str:

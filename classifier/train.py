@@ -60,19 +60,14 @@ class TrainConfig:
     oversample: tuple[tuple[str, int], ...] = ()
 
 
-def oversampled(examples: Sequence[Example], oversample: Sequence[tuple[str, int]]) -> list[Example]:
-    """The training pairs with each pair of an oversampled source repeated k times, in place.
+def oversampled_index(examples: Sequence[Example], oversample: Sequence[tuple[str, int]]) -> list[int]:
+    """The indices of the training pairs an epoch goes through: each pair of an oversampled source k times, in place.
 
     >>> from valuedrift.classifier.datasets import Example
     >>> ex = [Example("a", "p", "r", "g1", source="xstest"), Example("b", "p", "r", "g2", source="hh-rlhf")]
-    >>> [e.id for e in oversampled(ex, [("xstest", 3)])]
-    ['a', 'a', 'a', 'b']
+    >>> oversampled_index(ex, [("xstest", 3)])
+    [0, 0, 0, 1]
     """
-    return [examples[i] for i in oversampled_index(examples, oversample)]
-
-
-def oversampled_index(examples: Sequence[Example], oversample: Sequence[tuple[str, int]]) -> list[int]:
-    """The indices of ``oversampled(examples, oversample)`` in ``examples``."""
     times = dict(oversample)
     unknown = sorted(set(times) - {e.source for e in examples})
     if unknown:
@@ -214,7 +209,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     x_val = encoder.ids_many([e.prompt for e in val_ex], [e.response for e in val_ex])
     train_data, val_data = Batches(encoder, x_train), Batches(encoder, x_val)
     if split is not None:
-        train_data, val_data = (cached_batches(split, encoder, rows, path, activations, device, progress)
+        backbone_hash = weights_fingerprint(path)  # hashing MPNet-base's 438 MB once, not once per row set
+        train_data, val_data = (cached_batches(split, encoder, rows, backbone_hash, activations, device, progress)
                                 for rows in (x_train, x_val))
     y_train = torch.tensor([codes.index(e.label) if e.label != UNLABELLED else -100 for e in train_ex], device=device)
     soft = None if teacher is None else torch.from_numpy(
@@ -360,12 +356,13 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
     return state
 
 
-def cached_batches(split: LayerSplit, encoder: PairEncoder, rows: list[list[int]], backbone: Path,
+def cached_batches(split: LayerSplit, encoder: PairEncoder, rows: list[list[int]], backbone_hash: str,
                    activations: Path | None, device: torch.device, progress: bool) -> Batches:
-    """``Batches`` of ``rows`` with the frozen layers' output computed once into the activation store."""
+    """``Batches`` of ``rows`` with the frozen layers' output computed once into the activation store
+    (``backbone_hash``: ``weights_fingerprint`` of the backbone folder)."""
     from valuedrift.classifier.cache import cache_root
 
-    key = store_key(weights_fingerprint(backbone), split.frozen, rows)
+    key = store_key(backbone_hash, split.frozen, rows)
     folder = (activations or cache_root() / "activations") / key
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:

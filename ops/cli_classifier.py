@@ -120,8 +120,10 @@ def train(
 
     if lora_targets not in ("attention", "all"):
         fail(f"--lora-targets must be attention or all, got {lora_targets!r}")
-    if head not in ("flat", "factorised"):
-        fail(f"--head must be flat or factorised, got {head!r}")
+    from valuedrift.classifier.model import HEADS
+
+    if head not in HEADS:
+        fail(f"--head must be {' or '.join(HEADS)}, got {head!r}")
     if max_prompt_tokens > max_length - 16:
         fail(f"--max-prompt-tokens {max_prompt_tokens} leaves the response under 16 of --max-length {max_length}")
     if prompt_tail_tokens > max_prompt_tokens:
