@@ -6,8 +6,10 @@ everyday helpful files, chosen and rejected sides, every turn, not only the last
 training split, minus the labelled ones, plus the demo corpus. A dialogue's split is a hash of its key alone
 (``valuedrift.classifier.splits.assign``), the same hash that splits the labelled turns, so no validation or test
 dialogue contributes a pair. The teacher is any exported model folder; its probabilities are computed once per
-run. The loss is ``(1 - w) · CE(gold) + w · KL(teacher ‖ student)``, the KL over every pair and the
-cross-entropy (class-weighted, as without a teacher) over the labelled ones.
+run; several teachers teach their mean probabilities (an ensemble). The loss is ``(1 - w) · CE(gold) + w ·
+KL(teacher ‖ student)``, the cross-entropy over the labelled pairs and the KL over every pair, both class-weighted
+(``balanced``): a pair's KL counts with the class weights the cross-entropy uses, averaged under the teacher's
+probabilities, so that a pool of mostly everyday chat does not tilt the student towards its commonest category.
 """
 
 from __future__ import annotations
@@ -104,13 +106,14 @@ def read_unlabelled(path: Path) -> list[Example]:
 class Teacher:
     """A teacher's probabilities for the labelled training pairs and for the unlabelled pairs."""
 
-    name: str  # the teacher model's version
+    name: str  # the teacher model's version ("a+b" for an ensemble)
     labelled: np.ndarray  # [n_train, n_classes]
     unlabelled: np.ndarray  # [n_unlabelled, n_classes]
     weight: float = 0.5  # w in (1 - w) CE + w KL
+    balanced: bool = True  # each pair's KL weighted by the class weights under the teacher's probabilities
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(f"{self.name}|{self.weight}".encode())
+        h = hashlib.sha256(f"{self.name}|{self.weight}|{self.balanced}".encode())
         h.update(np.ascontiguousarray(self.labelled, dtype=np.float32).tobytes())
         h.update(np.ascontiguousarray(self.unlabelled, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
@@ -132,23 +135,34 @@ def teacher_probabilities(model: OnnxClassifier, examples: Sequence[Example], ch
     return out
 
 
-def cached_teacher(model_dir: Path, train_ex: Sequence[Example], unlabelled: Sequence[Example], weight: float,
-                   cache: Path, precision: str = "fp32", progress: bool = True) -> Teacher:
-    """``Teacher`` for these pairs, its probabilities read from ``cache`` when it holds this teacher's for the same
-    pairs (a resumed run does not pay for them twice)."""
+def cached_teacher(model_dirs: Sequence[Path], train_ex: Sequence[Example], unlabelled: Sequence[Example],
+                   weight: float, cache: Path, precision: str = "fp32", progress: bool = True,
+                   balanced: bool = True) -> Teacher:
+    """``Teacher`` for these pairs: the mean of the models' probabilities, each model's read from ``cache`` when it
+    holds that model's for the same pairs (a resumed run does not pay for them twice)."""
     from valuedrift.classifier.activation_cache import save_array
     from valuedrift.classifier.onnx_model import OnnxClassifier
 
-    model = OnnxClassifier(model_dir, precision=precision)
-    version = model.version
-    h = hashlib.sha256(f"{version}|{precision}".encode())
-    for e in (*train_ex, *unlabelled):
-        h.update(json.dumps([e.prompt, e.response]).encode())
-    file = cache / f"teacher-{h.hexdigest()[:16]}.npy"
-    if file.exists():
-        probs = np.load(file)
-    else:
-        probs = teacher_probabilities(model, [*train_ex, *unlabelled], progress=progress)
-        cache.mkdir(parents=True, exist_ok=True)
-        save_array(file, probs)
-    return Teacher(version, probs[: len(train_ex)], probs[len(train_ex) :], weight)
+    pairs = (*train_ex, *unlabelled)
+    texts = hashlib.sha256()
+    for e in pairs:
+        texts.update(json.dumps([e.prompt, e.response]).encode())
+    versions, probs, codes = [], [], None
+    for model_dir in model_dirs:
+        model = OnnxClassifier(model_dir, precision=precision)
+        if codes is not None and model.taxonomy.codes != codes:
+            raise ValueError(f"--teacher {model_dir}: its categories {', '.join(model.taxonomy.codes)} are not the "
+                             f"first teacher's {', '.join(codes)}; teachers of one student share a taxonomy")
+        codes = model.taxonomy.codes
+        h = texts.copy()
+        h.update(f"|{model.version}|{precision}".encode())
+        file = cache / f"teacher-{h.hexdigest()[:16]}.npy"
+        if file.exists():
+            probs.append(np.load(file))
+        else:
+            probs.append(teacher_probabilities(model, pairs, progress=progress))
+            cache.mkdir(parents=True, exist_ok=True)
+            save_array(file, probs[-1])
+        versions.append(model.version)
+    mean = np.mean(probs, axis=0)
+    return Teacher("+".join(versions), mean[: len(train_ex)], mean[len(train_ex) :], weight, balanced)

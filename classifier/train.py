@@ -252,7 +252,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
                 rows = [seen_index[i] for i in idx]
                 logits = train_data.logits(model, rows)
                 loss = loss_fn(logits, y_train[rows]) if soft is None else distillation_loss(
-                    logits, y_train[rows], soft[rows], loss_fn, teacher.weight if teacher else 0.0)
+                    logits, y_train[rows], soft[rows], loss_fn, teacher.weight if teacher else 0.0,
+                    teacher.balanced if teacher else False)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -292,7 +293,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         "train_seconds": round(time.monotonic() - started, 1),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "distillation": None if teacher is None else {
-            "teacher": teacher.name, "weight": teacher.weight, "unlabelled": len(unlabelled),
+            "teacher": teacher.name, "weight": teacher.weight, "balanced": teacher.balanced,
+            "unlabelled": len(unlabelled),
             "unlabelled_sources": dict(Counter(e.source or "?" for e in unlabelled))},
         "data": {"train": dict(sorted(Counter(e.label for e in labelled).items())),
                  "train_pairs_per_epoch": len(seen_index),
@@ -311,10 +313,17 @@ RESUMABLE = ("epochs", "patience", "threads", "device")  # may differ between a 
 
 
 def distillation_loss(logits: torch.Tensor, gold: torch.Tensor, soft: torch.Tensor,
-                      loss_fn: torch.nn.CrossEntropyLoss, weight: float) -> torch.Tensor:
+                      loss_fn: torch.nn.CrossEntropyLoss, weight: float, balanced: bool = False) -> torch.Tensor:
     """``(1 - weight) · CE(gold) + weight · KL(soft ‖ softmax(logits))``; the cross-entropy over the labelled
-    pairs of the batch (gold >= 0), the KL over all."""
-    kl = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=-1), soft, reduction="batchmean")
+    pairs of the batch (gold >= 0), the KL over all. ``balanced``: each pair's KL weighted by ``loss_fn``'s class
+    weights averaged under ``soft`` (a weighted mean, as the cross-entropy's), so the teacher's commonest class
+    does not outweigh the rare ones."""
+    per_pair = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=-1), soft, reduction="none").sum(-1)
+    if balanced and loss_fn.weight is not None:
+        w = soft @ loss_fn.weight
+        kl = (w * per_pair).sum() / w.sum()
+    else:
+        kl = per_pair.mean()
     if not bool((gold >= 0).any()):
         return weight * kl
     return (1.0 - weight) * loss_fn(logits, gold) + weight * kl

@@ -102,13 +102,16 @@ def train(
     activation_cache: Annotated[Path | None, typer.Option(
         help="folder for the cached activations of --top-layers (hundreds of MB to a few GB) "
              "[the model cache's activations/]")] = None,
-    teacher: Annotated[Path | None, typer.Option(
+    teacher: Annotated[list[Path] | None, typer.Option(
         help="distil: an exported model folder whose probabilities the student also learns, on the training pairs "
-             "and on --unlabelled")] = None,
+             "and on --unlabelled; repeat it for an ensemble (their mean probabilities)")] = None,
     unlabelled: Annotated[Path | None, typer.Option(
         help="pairs without labels (prepare --unlabelled), trained on the teacher's probabilities alone")] = None,
     distill_weight: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="w in (1 - w) x cross-entropy on the labels + w x KL to the teacher")] = 0.5,
+    distill_balance: Annotated[bool, typer.Option(
+        help="weight each pair's KL by the class weights under the teacher's probabilities, as the cross-entropy "
+             "weighs the labels (--no-distill-balance: every pair alike)")] = True,
     resume: Annotated[bool, typer.Option(
         help="continue the interrupted run in --out from its last epoch (same data and options; --epochs may "
              "be raised)")] = False,
@@ -139,7 +142,7 @@ def train(
         if init is not None:
             cfg = init_config(init, cfg)
         train_ex = _load(data, taxonomy)
-        pool, teach = _teacher(teacher, unlabelled, train_ex, distill_weight, out)
+        pool, teach = _teacher(teacher or [], unlabelled, train_ex, distill_weight, distill_balance, out)
         card = run(train_ex, _load(val, taxonomy), cfg, out, load_taxonomy(taxonomy), init=init,
                    resume=resume, activations=activation_cache, teacher=teach, unlabelled=pool)
     except ValueError as err:
@@ -147,18 +150,20 @@ def train(
     typer.echo(f"saved {out}/adapter.safetensors (best epoch {card['best_epoch']})")
 
 
-def _teacher(teacher: Path | None, unlabelled: Path | None, train_ex: list, weight: float, out: Path):  # noqa: ANN202
-    """The unlabelled pairs and the teacher's probabilities (None without --teacher)."""
+def _teacher(teachers: list[Path], unlabelled: Path | None, train_ex: list, weight: float, balanced: bool,  # noqa: ANN202
+             out: Path):
+    """The unlabelled pairs and the teachers' mean probabilities (None without --teacher)."""
     from valuedrift.classifier.distill import cached_teacher, read_unlabelled
 
-    if teacher is None:
+    if not teachers:
         if unlabelled is not None:
             fail("--unlabelled pairs train on a teacher's probabilities: pass --teacher MODEL too")
         return [], None
-    if not (teacher / "model.json").exists():
-        fail(f"--teacher {teacher}: no model.json there; pass a folder written by `classifier export`")
+    for teacher in teachers:
+        if not (teacher / "model.json").exists():
+            fail(f"--teacher {teacher}: no model.json there; pass a folder written by `classifier export`")
     pool = read_unlabelled(unlabelled) if unlabelled is not None else []
-    return pool, cached_teacher(teacher, train_ex, pool, weight, out)
+    return pool, cached_teacher(teachers, train_ex, pool, weight, out, balanced=balanced)
 
 
 def _source_times(item: str) -> tuple[str, int]:

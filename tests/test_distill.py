@@ -3,6 +3,7 @@ and the one-line errors of the CLI."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -46,6 +47,23 @@ def test_the_loss_mixes_cross_entropy_on_labels_and_kl_to_the_teacher():
     assert kl.item() > 0 and distillation_loss(torch.log(soft), none, soft, ce, 1.0).abs().item() < 1e-6
 
 
+def test_a_balanced_kl_weighs_each_pair_by_its_class_weight_under_the_teacher():
+    torch.manual_seed(1)
+    logits = torch.randn(4, 5)
+    soft = torch.eye(5)[[0, 0, 0, 1]] * 0.96 + 0.01  # three pairs the teacher calls g1, one g2
+    ce = torch.nn.CrossEntropyLoss(weight=torch.tensor([0.5, 2.0, 1.0, 1.0, 1.0]))
+    per_pair = (soft * (soft.log() - torch.log_softmax(logits, 1))).sum(1)
+    w = soft @ ce.weight
+    none = torch.full((4,), -100)
+    balanced = distillation_loss(logits, none, soft, ce, 1.0, balanced=True)
+    assert torch.allclose(balanced, (w * per_pair).sum() / w.sum())
+    assert torch.allclose(distillation_loss(logits, none, soft, ce, 1.0), per_pair.mean())  # unbalanced
+    # the g2 pair counts about four times a g1 pair: its share of the loss rises from 1/4
+    assert (w[3] * per_pair[3] / (w * per_pair).sum()) > per_pair[3] / per_pair.sum()
+    flat = torch.nn.CrossEntropyLoss(weight=torch.ones(5))
+    assert torch.allclose(distillation_loss(logits, none, soft, flat, 1.0, balanced=True), per_pair.mean())
+
+
 def test_the_unlabelled_pool_comes_from_training_dialogues_only():
     from valuedrift.classifier.training_data import SEED, build_splits, shared_data_dir
 
@@ -81,16 +99,29 @@ def test_a_student_learns_the_teachers_probabilities_on_unlabelled_pairs(tmp_pat
     write_unlabelled(pool, tmp_path / "unlabelled.jsonl")
     unl = read_unlabelled(tmp_path / "unlabelled.jsonl")
     assert [e.prompt for e in unl] == [e.prompt for e in pool] and {e.label for e in unl} == {UNLABELLED}
-    teach = cached_teacher(teacher, train_ex, unl, 1.0, tmp_path / "t", precision="int8", progress=False)
+    teach = cached_teacher([teacher], train_ex, unl, 1.0, tmp_path / "t", precision="int8", progress=False)
     assert teach.labelled.shape == (60, 5) and teach.unlabelled.shape == (50, 5)
     assert list((tmp_path / "t").iterdir())  # computed once, read back by a resumed run
-    again = cached_teacher(teacher, train_ex, unl, 1.0, tmp_path / "t", precision="int8", progress=False)
+    again = cached_teacher([teacher], train_ex, unl, 1.0, tmp_path / "t", precision="int8", progress=False)
     assert np.array_equal(again.unlabelled, teach.unlabelled)
+    twice = cached_teacher([teacher, teacher], train_ex, unl, 1.0, tmp_path / "t", precision="int8", progress=False)
+    assert twice.name == f"{teach.name}+{teach.name}" and np.allclose(twice.labelled, teach.labelled)
+    assert twice.fingerprint() != teach.fingerprint()
+    other = tmp_path / "three-class-teacher"  # the same files, read as a model of other categories
+    other.mkdir()
+    for f in teacher.iterdir():
+        (other / f.name).symlink_to(f)
+    (other / "model.json").unlink()
+    meta = json.loads((teacher / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**meta, "taxonomy": ["helpful", "refusal", "off_topic"]}))
+    with pytest.raises(ValueError, match="teachers of one student share a taxonomy"):
+        cached_teacher([teacher, other], train_ex, unl, 1.0, tmp_path / "t", precision="int8", progress=False)
     mpnet = tiny_mpnet(tmp_path / "mpnet", [e.prompt + " " + e.response for e in ex])
     cfg = TrainConfig(backbone=f"mpnet:{mpnet}", epochs=4, lr=3e-3, seed=2, max_length=96, max_prompt_tokens=40,
                       patience=4)
     card = train(train_ex, val_ex, cfg, tmp_path / "student", progress=False, teacher=teach, unlabelled=unl)
     assert card["distillation"]["unlabelled"] == 50 and card["data"]["train_pairs_per_epoch"] == 110
+    assert card["distillation"]["balanced"] is True
     assert card["history"][-1]["train_loss"] < card["history"][0]["train_loss"]  # the KL to the teacher falls
     with pytest.raises(ValueError, match="pass --teacher with --unlabelled"):
         train(train_ex, val_ex, cfg, tmp_path / "x", progress=False, unlabelled=unl)
