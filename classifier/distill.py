@@ -111,6 +111,7 @@ class Teacher:
     unlabelled: np.ndarray  # [n_unlabelled, n_classes]
     weight: float = 0.5  # w in (1 - w) CE + w KL
     balanced: bool = True  # each pair's KL weighted by the class weights under the teacher's probabilities
+    codes: tuple[str, ...] = ()  # the teachers' categories, in the order of the probabilities' columns
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(f"{self.name}|{self.weight}|{self.balanced}".encode())
@@ -165,4 +166,5 @@ def cached_teacher(model_dirs: Sequence[Path], train_ex: Sequence[Example], unla
             save_array(file, probs[-1])
         versions.append(model.version)
     mean = np.mean(probs, axis=0)
-    return Teacher("+".join(versions), mean[: len(train_ex)], mean[len(train_ex) :], weight, balanced)
+    return Teacher("+".join(versions), mean[: len(train_ex)], mean[len(train_ex) :], weight, balanced,
+                   tuple(codes or ()))

@@ -182,6 +182,9 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
             raise ValueError(f"--init {init}: its taxonomy {init_taxonomy} is not {list(taxonomy.codes)}")
     if unlabelled and teacher is None:
         raise ValueError("unlabelled pairs train on a teacher's probabilities: pass --teacher with --unlabelled")
+    if teacher is not None and teacher.codes and tuple(teacher.codes) != tuple(taxonomy.codes):
+        raise ValueError(f"the teacher's categories ({', '.join(teacher.codes)}) are not the student's "
+                         f"({', '.join(taxonomy.codes)}): train with the teacher's taxonomy (--taxonomy)")
     codes = taxonomy.codes
     labelled = list(train_ex)
     train_ex = [*labelled, *unlabelled]

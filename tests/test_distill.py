@@ -125,6 +125,10 @@ def test_a_student_learns_the_teachers_probabilities_on_unlabelled_pairs(tmp_pat
     assert card["history"][-1]["train_loss"] < card["history"][0]["train_loss"]  # the KL to the teacher falls
     with pytest.raises(ValueError, match="pass --teacher with --unlabelled"):
         train(train_ex, val_ex, cfg, tmp_path / "x", progress=False, unlabelled=unl)
+    from valuedrift.streams.core.taxonomy import THREE_CLASS_TAXONOMY
+
+    with pytest.raises(ValueError, match=r"teacher's categories \(g1, g2, g3, g4, g5\) are not the student's"):
+        train(train_ex, val_ex, cfg, tmp_path / "y", THREE_CLASS_TAXONOMY, progress=False, teacher=teach)
 
 
 def test_train_cli_distillation_errors_are_one_line(tmp_path):
