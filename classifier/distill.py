@@ -111,7 +111,7 @@ class Teacher:
     unlabelled: np.ndarray  # [n_unlabelled, n_classes]
     weight: float = 0.5  # w in (1 - w) CE + w KL
     balanced: bool = True  # each pair's KL weighted by the class weights under the teacher's probabilities
-    codes: tuple[str, ...] = ()  # the teachers' categories, in the order of the probabilities' columns
+    codes: tuple[str, ...] = ()  # the teachers' categories, in the order of the columns (empty: not checked)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(f"{self.name}|{self.weight}|{self.balanced}".encode())

@@ -182,7 +182,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
             raise ValueError(f"--init {init}: its taxonomy {init_taxonomy} is not {list(taxonomy.codes)}")
     if unlabelled and teacher is None:
         raise ValueError("unlabelled pairs train on a teacher's probabilities: pass --teacher with --unlabelled")
-    if teacher is not None and teacher.codes and tuple(teacher.codes) != tuple(taxonomy.codes):
+    if teacher is not None and teacher.codes and teacher.codes != taxonomy.codes:
         raise ValueError(f"the teacher's categories ({', '.join(teacher.codes)}) are not the student's "
                          f"({', '.join(taxonomy.codes)}): train with the teacher's taxonomy (--taxonomy)")
     codes = taxonomy.codes
@@ -254,9 +254,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
             for b, idx in enumerate(batches, 1):
                 rows = [seen_index[i] for i in idx]
                 logits = train_data.logits(model, rows)
-                loss = loss_fn(logits, y_train[rows]) if soft is None else distillation_loss(
-                    logits, y_train[rows], soft[rows], loss_fn, teacher.weight if teacher else 0.0,
-                    teacher.balanced if teacher else False)
+                loss = loss_fn(logits, y_train[rows]) if teacher is None or soft is None else distillation_loss(
+                    logits, y_train[rows], soft[rows], loss_fn, teacher.weight, teacher.balanced)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
