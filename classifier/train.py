@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -44,6 +45,7 @@ class TrainConfig:
     epochs: int = 6
     batch_size: int = 16
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "linear": warm-up, then a linear decay to 0 at the last epoch (lr_factor)
     lora_r: int = 8
     lora_alpha: float = 16.0
     lora_targets: str = "attention"
@@ -172,6 +174,7 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
     """
     if not train_ex or not val_ex:
         raise ValueError("training needs non-empty training and validation data")
+    lr_factor(cfg.lr_schedule, 0, 1)  # an unknown schedule fails here, not after the data is encoded
     if init is not None:
         own = _init_card(init)  # read once: its architecture and its taxonomy must be this run's
         differ = [k for k in INIT_KEYS if own["config"].get(k, INIT_DEFAULTS.get(k)) != getattr(cfg, k)]
@@ -239,6 +242,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
         history, best, stopped, spent = state["history"], state["best"], state["stopped"], state["seconds"]
         first = state["epoch"] + 1
     started = time.monotonic() - spent
+    steps = math.ceil(len(seen_index) / cfg.batch_size)  # batches_by_length's batches an epoch
+    total_steps = steps * cfg.epochs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:
@@ -258,6 +263,8 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
                     logits, y_train[rows], soft[rows], loss_fn, teacher.weight, teacher.balanced)
                 opt.zero_grad()
                 loss.backward()
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, (epoch - 1) * steps + b - 1, total_steps)
                 opt.step()
                 total += loss.item()
                 bar.update(task, advance=1, loss=total / b)
@@ -312,6 +319,30 @@ def train(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConf
 
 CHECKPOINT = "checkpoint.pt"
 RESUMABLE = ("epochs", "patience", "threads", "device")  # may differ between a run and its resumption
+# options added after checkpoints were written, left out of the fingerprint at the value that reproduces them
+BEFORE_OPTION = {"lr_schedule": "constant"}
+LR_SCHEDULES = ("constant", "linear")
+WARMUP = 0.06  # of all steps, for the linear schedule
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The multiple of the learning rate for optimizer step ``step`` (from 0) of ``total``: 1 throughout for
+    ``"constant"``; for ``"linear"``, a linear warm-up over the first 6 % of the steps, then a linear decay
+    that reaches 0 after the last step (the usual schedule for fine-tuning a transformer).
+
+    >>> [round(lr_factor("linear", s, 100), 3) for s in (0, 2, 5, 6, 53, 99)]
+    [0.167, 0.5, 1.0, 1.0, 0.5, 0.011]
+    >>> lr_factor("constant", 99, 100)
+    1.0
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "linear":
+        raise ValueError(f"the learning-rate schedule must be {' or '.join(LR_SCHEDULES)}, got {schedule!r}")
+    warm = max(1, round(WARMUP * total))
+    if step < warm:
+        return (step + 1) / warm
+    return max(0.0, (total - step) / max(1, total - warm))
 
 
 def distillation_loss(logits: torch.Tensor, gold: torch.Tensor, soft: torch.Tensor,
@@ -334,9 +365,12 @@ def distillation_loss(logits: torch.Tensor, gold: torch.Tensor, soft: torch.Tens
 def data_fingerprint(train_ex: Sequence[Example], val_ex: Sequence[Example], cfg: TrainConfig,
                      init: Path | None, teacher: str = "") -> str:
     """A hash of what a resumed run must share with the run it continues: the data, the warm start and the
-    configuration (except the epochs, patience, threads and device)."""
-    h = hashlib.sha256(json.dumps({k: v for k, v in asdict(cfg).items() if k not in RESUMABLE},
-                                  sort_keys=True, default=list).encode())
+    configuration (except the patience, threads and device, and the epochs unless a schedule spans them)."""
+    conf = {k: v for k, v in asdict(cfg).items()
+            if k not in RESUMABLE and (k not in BEFORE_OPTION or BEFORE_OPTION[k] != v)}
+    if cfg.lr_schedule != "constant":
+        conf["epochs"] = cfg.epochs  # the decay ends at the last epoch: more epochs would be another schedule
+    h = hashlib.sha256(json.dumps(conf, sort_keys=True, default=list).encode())
     h.update(f"{init}|{teacher}".encode())
     for e in (*train_ex, None, *val_ex):
         h.update(b"|" if e is None else json.dumps([e.id, e.prompt, e.response, e.label, e.source]).encode())

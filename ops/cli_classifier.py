@@ -74,6 +74,9 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 6,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option()] = 1e-3,
+    lr_schedule: Annotated[str, typer.Option(
+        help="constant | linear (warm-up over the first 6 % of steps, then a linear decay to 0 at the last "
+             "epoch; --resume then needs the same --epochs)")] = "constant",
     lora_r: Annotated[int, typer.Option(min=1)] = 8,
     lora_targets: Annotated[str, typer.Option(help="attention (query/value) | all (every linear layer)")] = "attention",
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 2,
@@ -118,7 +121,7 @@ def train(
 ) -> None:
     """Fine-tune the classifier (LoRA + head), seeded, with a progress bar, early stopping and a checkpoint
     after every epoch."""
-    from valuedrift.classifier.train import TrainConfig, init_config
+    from valuedrift.classifier.train import LR_SCHEDULES, TrainConfig, init_config
     from valuedrift.classifier.train import train as run
 
     if lora_targets not in ("attention", "all"):
@@ -127,11 +130,14 @@ def train(
 
     if head not in HEADS:
         fail(f"--head must be {' or '.join(HEADS)}, got {head!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        fail(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     if max_prompt_tokens > max_length - 16:
         fail(f"--max-prompt-tokens {max_prompt_tokens} leaves the response under 16 of --max-length {max_length}")
     if prompt_tail_tokens > max_prompt_tokens:
         fail(f"--prompt-tail-tokens {prompt_tail_tokens} is more than --max-prompt-tokens {max_prompt_tokens}")
-    cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lora_r=lora_r,
+    cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                      lora_r=lora_r,
                       lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
                       max_prompt_tokens=max_prompt_tokens, prompt_tail_tokens=prompt_tail_tokens,
                       patience=patience, seed=seed, threads=threads, device=device, top_layers=top_layers, head=head,

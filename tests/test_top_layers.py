@@ -149,6 +149,60 @@ def test_top_layer_training_exports_and_an_interrupted_run_resumes_to_the_same_w
                                want, atol=1e-4)
 
 
+def test_the_linear_schedule_warms_up_decays_and_resumes_only_to_the_same_epochs(mpnet, pairs, tmp_path,
+                                                                                   monkeypatch):
+    import hashlib
+    from dataclasses import asdict
+
+    import valuedrift.classifier.train as train_module
+    from safetensors.torch import load_file
+    from valuedrift.classifier.train import CHECKPOINT, RESUMABLE, data_fingerprint, lr_factor
+
+    train_ex, val_ex = pairs
+    cfg = TrainConfig(backbone=f"mpnet:{mpnet}", epochs=2, top_layers=1, lora_targets="all", lr=2e-3, seed=5,
+                      max_length=96, max_prompt_tokens=40, lr_schedule="linear")
+    store = tmp_path / "acts"
+    card = train(train_ex, val_ex, cfg, tmp_path / "straight", progress=False, activations=store)
+    assert card["config"]["lr_schedule"] == "linear"
+    steps = -(-len(train_ex) // cfg.batch_size)
+    state = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=False)
+    # the last step ran at the decayed rate (the optimizer keeps the rate it last used)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3 * lr_factor("linear", 2 * steps - 1,
+                                                                                          2 * steps))
+    assert state["optimizer"]["param_groups"][0]["lr"] < 2e-3 / steps
+    constant = train(train_ex, val_ex, replace(cfg, lr_schedule="constant"), tmp_path / "constant", progress=False,
+                     activations=store)
+    assert constant["history"] != card["history"]
+    # an interrupted linear run resumes to the same weights, with the same --epochs only
+    cut = tmp_path / "cut"
+    save = train_module.save_checkpoint
+
+    def save_then_stop(path, state):  # the process dies right after epoch 1's checkpoint
+        save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(train_ex, val_ex, cfg, cut, progress=False, activations=store)
+    monkeypatch.undo()
+    resumed = train(train_ex, val_ex, cfg, cut, progress=False, activations=store, resume=True)
+    assert resumed["history"] == card["history"]
+    a, b = (load_file(str(d / "adapter.safetensors")) for d in (tmp_path / "straight", cut))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="from a run with other data or options"):
+        train(train_ex, val_ex, replace(cfg, epochs=3), cut, progress=False, activations=store, resume=True)
+    # a constant-rate run's fingerprint is what it was before the option existed, so its checkpoints still resume
+    # (the formula before it: the options but the resumable ones, the warm start and teacher, every pair)
+    old = hashlib.sha256(json.dumps({k: v for k, v in asdict(replace(cfg, lr_schedule="constant")).items()
+                                     if k not in RESUMABLE and k != "lr_schedule"}, sort_keys=True,
+                                    default=list).encode())
+    old.update(b"None|")
+    for e in (*train_ex, None, *val_ex):
+        old.update(b"|" if e is None else json.dumps([e.id, e.prompt, e.response, e.label, e.source]).encode())
+    assert data_fingerprint(train_ex, val_ex, replace(cfg, lr_schedule="constant"), None) == old.hexdigest()
+    assert data_fingerprint(train_ex, val_ex, cfg, None) != old.hexdigest()
+
+
 def test_train_cli_resume_without_a_checkpoint_and_top_layers_on_t5_are_one_line(tmp_path, pairs):
     d = tmp_path / "data"
     d.mkdir()
@@ -158,6 +212,9 @@ def test_train_cli_resume_without_a_checkpoint_and_top_layers_on_t5_are_one_line
     r = cli(*base, "--out", str(tmp_path / "a"), "--resume")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr[-2000:]
     assert "--resume" in r.stderr and "no interrupted run to continue" in r.stderr
+    r = cli(*base, "--out", str(tmp_path / "s"), "--lr-schedule", "cosine")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr[-2000:]
+    assert "--lr-schedule must be constant or linear, got 'cosine'" in r.stderr
     t5 = tiny_t5(tmp_path / "t5", [e.prompt for e in pairs[0]])
     r = cli(*base, "--out", str(tmp_path / "b"), "--backbone", f"t5:{t5}", "--top-layers", "1")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot be split" in r.stderr, r.stderr[-2000:]
