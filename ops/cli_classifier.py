@@ -137,8 +137,7 @@ def train(
     if prompt_tail_tokens > max_prompt_tokens:
         fail(f"--prompt-tail-tokens {prompt_tail_tokens} is more than --max-prompt-tokens {max_prompt_tokens}")
     cfg = TrainConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
-                      lora_r=lora_r,
-                      lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
+                      lora_r=lora_r, lora_alpha=2.0 * lora_r, lora_targets=lora_targets, max_length=max_length,
                       max_prompt_tokens=max_prompt_tokens, prompt_tail_tokens=prompt_tail_tokens,
                       patience=patience, seed=seed, threads=threads, device=device, top_layers=top_layers, head=head,
                       oversample=tuple(_source_times(item) for item in oversample or ()))
