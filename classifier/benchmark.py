@@ -45,17 +45,18 @@ def _rate(fn: Any, pairs: list[tuple[str, str]], batch: int) -> float:
     return len(pairs) / (time.perf_counter() - start)
 
 
-def run_bench(threads: int = 2, n: int = 64, rounds: int = 3) -> dict[str, Any]:
+def run_bench(threads: int = 2, n: int = 64, rounds: int = 3, model: str = "default") -> dict[str, Any]:
+    """``model``: a shipped classifier's name (``default`` or ``accurate``): torch eager needs its weights."""
     import torch
-    from valuedrift.classifier.default_model import ensure_default_model, weights_dir
+    from valuedrift.classifier.default_model import ensure_model, weights_dir
     from valuedrift.classifier.onnx_model import OnnxClassifier
     from valuedrift.classifier.train import load_trained
 
     torch.set_num_threads(threads)
-    model_dir = ensure_default_model()
+    model_dir = ensure_model(model)
     engines = {"onnx_fp32": OnnxClassifier(model_dir, "fp32", threads=threads, batch_size=64),
                "onnx_int8": OnnxClassifier(model_dir, "int8", threads=threads)}  # one pair per run, as served
-    torch_model, _, _ = load_trained(weights_dir())
+    torch_model, _, _ = load_trained(weights_dir(model))
     enc = engines["onnx_fp32"].encoder
     pairs = realistic_pairs(enc, n)
 
@@ -83,4 +84,5 @@ def run_bench(threads: int = 2, n: int = 64, rounds: int = 3) -> dict[str, Any]:
     int8.logits(prompts, responses)  # how many of these pairs the int8 engine rechecks
     return {"results": results, "speedup_int8_vs_torch": round(at8["onnx_int8"] / at8["torch_eager"], 2),
             "threads": threads, "n": n, "rounds": rounds, "tokens_mean": round(float(np.mean(lengths)), 1),
-            "providers": int8.providers, "int8_rechecked_share": round((int8.rechecked - before) / len(pairs), 3)}
+            "providers": int8.providers, "model": model, "version": int8.version,
+            "int8_rechecked_share": round((int8.rechecked - before) / len(pairs), 3)}

@@ -1,5 +1,5 @@
-"""Pick a classifier by name: ``default`` (the learned ONNX model), ``rules``, ``null`` (free, for benchmarks),
-or an exported model directory."""
+"""Pick a classifier by name: ``default`` (the learned ONNX model, fast on CPU), ``accurate`` (the larger one,
+after ``make accurate``), ``rules``, ``null`` (free, for benchmarks), or an exported model directory."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from valuedrift.classifier.base import Classifier
 from valuedrift.classifier.rules import RuleClassifier
 
-CHOICES = ("default", "rules", "null", "<exported model directory>")
+CHOICES = ("default", "accurate", "rules", "null", "<exported model directory>")
 
 
 def load_classifier(spec: str, precision: str = "auto", batch_size: int = 0) -> Classifier:
@@ -29,12 +29,11 @@ def load_classifier(spec: str, precision: str = "auto", batch_size: int = 0) -> 
         from valuedrift.classifier.null import NullClassifier
 
         return NullClassifier()
+    from valuedrift.classifier.default_model import SHIPPED, ensure_model
     from valuedrift.classifier.onnx_model import OnnxClassifier
 
-    if spec == "default":
-        from valuedrift.classifier.default_model import ensure_default_model
-
-        return OnnxClassifier(ensure_default_model(), precision=precision, batch_size=batch_size or None)
+    if spec in SHIPPED:
+        return OnnxClassifier(ensure_model(spec), precision=precision, batch_size=batch_size or None)
     path = Path(spec)
     if path.is_dir() and (path / "model.json").exists():
         return OnnxClassifier(path, precision=precision, batch_size=batch_size or None)

@@ -101,7 +101,7 @@ def memory(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     pairs: Annotated[int, typer.Option(min=10, max=100_000, help="labelled pairs per run")] = 1000,
     long_kb: Annotated[int, typer.Option(min=1, max=100_000, help="size of the one long prompt, KB")] = 200,
-    model: Annotated[str, typer.Option(help="default | rules | exported model folder")] = "default",
+    model: Annotated[str, typer.Option(help="default | accurate | rules | exported model folder")] = "default",
 ) -> None:
     """Max RSS of `classifier evaluate` with one long prompt among the pairs, against the same pairs all short."""
     from valuedrift.ops.bench_memory import run_bench

@@ -227,12 +227,43 @@ def export(
     typer.echo(f"exported {out}/model.onnx and {out}/model.int8.onnx")
 
 
+@app.command()
+def ship(
+    adapter: Annotated[Path, typer.Option(help="a folder written by `classifier train`")],
+    out: Annotated[Path, typer.Option(help="the shipped weights' folder, e.g. classifier/weights/accurate")],
+    half: Annotated[bool, typer.Option("--half", help="store the LoRA factors and head as fp16 (half the size)")]
+        = False,
+) -> None:
+    """Copy a trained adapter's weights (not its checkpoint) into a shipped model's folder."""
+    from valuedrift.classifier.shipping import ship_adapter
+
+    try:
+        summary = ship_adapter(adapter, out, half=half)
+    except (ValueError, OSError) as err:
+        fail(str(err))
+    typer.echo(f"{summary['out']}: {summary['tensors']} tensors ({', '.join(summary['dtypes'])}), "
+               f"{summary['bytes'] / 1e6:.2f} MB")
+
+
+def _build(name: str) -> None:
+    from valuedrift.classifier.default_model import ensure_model
+
+    try:
+        typer.echo(str(ensure_model(name)))
+    except (FileNotFoundError, RuntimeError, ValueError) as err:
+        fail(str(err), 1)
+
+
 @app.command("build-default")
 def build_default() -> None:
     """Build the default model (installed MiniLM + committed weights) into the cache, if not built yet."""
-    from valuedrift.classifier.default_model import ensure_default_model
+    _build("default")
 
-    typer.echo(str(ensure_default_model()))
+
+@app.command("build-accurate")
+def build_accurate() -> None:
+    """Build the accurate model (MPNet-base from `make accurate` + committed weights) into the cache, if not yet."""
+    _build("accurate")
 
 
 @app.command("build-mpnet")
@@ -247,7 +278,7 @@ def build_mpnet() -> None:
 
 
 def _classifier(spec: str, precision: str = "int8"):  # noqa: ANN202
-    """The classifier ``spec`` names (a model folder, 'default', 'rules'), or a one-line error."""
+    """The classifier ``spec`` names (a model folder, 'default', 'accurate', 'rules'), or a one-line error."""
     from valuedrift.classifier.loading import load_classifier
 
     try:
@@ -269,7 +300,7 @@ def _clean(x: object) -> object:
 @app.command()
 def evaluate(
     data: Annotated[Path, typer.Option(help="labelled JSONL to score")],
-    model: Annotated[str, typer.Option(help="exported model folder, 'rules', or 'default'")] = "default",
+    model: Annotated[str, typer.Option(help="default | accurate | rules | exported model folder")] = "default",
     predictions: Annotated[Path | None, typer.Option(help="write one JSON line per input here")] = None,
     precision: Annotated[str, typer.Option(help="int8 | fp32 | fp16 | auto (fp16 on CUDA, else int8)")] = "int8",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -311,7 +342,7 @@ def evaluate(
 @app.command()
 def compare(
     data: Annotated[Path, typer.Option(help="labelled JSONL to score both on (your validation split)")],
-    model: Annotated[str, typer.Option(help="the candidate (A): exported model folder, 'rules', or 'default'")],
+    model: Annotated[str, typer.Option(help="the candidate (A): default | accurate | rules | exported model folder")],
     against: Annotated[str, typer.Option(help="the reference (B), same choices")] = "default",
     precision: Annotated[str, typer.Option(help="int8 | fp32 | fp16 | auto, for both")] = "int8",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -357,7 +388,7 @@ def compare(
 def operating_point(
     data: Annotated[Path, typer.Option(help="labelled JSONL (your validation split, never your test split)")],
     category: Annotated[str, typer.Option(help="the category whose logit is raised, e.g. g2")],
-    model: Annotated[str, typer.Option(help="exported model folder, or 'default'")] = "default",
+    model: Annotated[str, typer.Option(help="default | accurate | exported model folder")] = "default",
     target_recall: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="print the smallest bias whose recall of the category reaches this")] = None,
     max_bias: Annotated[float, typer.Option(min=0.05, max=10.0, help="the sweep's last bias, in logits")] = 2.0,
@@ -408,18 +439,18 @@ def card(
     data: Annotated[Path, typer.Option(help="folder with val.jsonl and test.jsonl (valuedrift classifier prepare)")],
     out: Annotated[Path, typer.Option(help="where to write the card's evaluation JSON, e.g. "
                                            "classifier/weights/default/evaluation.json")],
-    model: Annotated[str, typer.Option(help="exported model folder, or 'default'")] = "default",
+    model: Annotated[str, typer.Option(help="default | accurate | exported model folder")] = "default",
     data_dir: Annotated[Path | None, typer.Option(help="shared data folder, for the XSTest annotators' κ "
                                                         "[VALUEDRIFT_SHARED_DATA or ../shared/data]")] = None,
 ) -> None:
     """Rebuild a model card's evaluation: val and test (int8, fp32), the rules baseline, the human ceilings."""
     from valuedrift.classifier.card import build_card
     from valuedrift.classifier.datasets import DatasetError
-    from valuedrift.classifier.default_model import ensure_default_model
+    from valuedrift.classifier.default_model import SHIPPED, ensure_model
     from valuedrift.classifier.training_data import shared_data_dir
 
     try:
-        model_dir = ensure_default_model() if model == "default" else Path(model)
+        model_dir = ensure_model(model) if model in SHIPPED else Path(model)
         result = build_card(model_dir, data, data_dir or shared_data_dir())
     except (DatasetError, FileNotFoundError, RuntimeError, ValueError) as err:
         fail(str(err))
@@ -440,11 +471,17 @@ def bench(
     n: Annotated[int, typer.Option(min=8, help="sequences per measurement")] = 64,
     rounds: Annotated[int, typer.Option(min=1, max=20, help="passes over the engines; each reports its median")]
         = 3,
+    model: Annotated[str, typer.Option(help="default | accurate")] = "default",
 ) -> None:
     """Sequences/s for torch eager, ONNX fp32 and ONNX int8 at batch 1, 8 and 32 (same model, inputs, threads)."""
     from valuedrift.classifier.benchmark import run_bench
 
-    result = run_bench(threads=threads, n=n, rounds=rounds)
+    if model not in ("default", "accurate"):
+        fail(f"--model {model!r}: use default or accurate (torch eager needs a shipped model's weights)")
+    try:
+        result = run_bench(threads=threads, n=n, rounds=rounds, model=model)
+    except (FileNotFoundError, RuntimeError, ValueError) as err:
+        fail(str(err), 1)
     if as_json:
         typer.echo(json.dumps(result))
     else:

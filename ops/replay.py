@@ -441,7 +441,7 @@ def codes_for(records: list[ClassifiedResponse]) -> tuple[str, ...]:
 def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str, Any], list[list[float]]] | None:
     """The model card (``evaluation``) and held-out confusion matrix of the classifier that labelled
     already-classified records, so their windows get ``entropy_corrected`` as the worker's did: found when the
-    records name one model version and it is the default model's (its committed card) or that of the exported
+    records name one model version and it is a shipped model's (its committed card) or that of the exported
     model folder given as ``--classifier``. None otherwise (other versions, or several).
 
     >>> labelling_card(["rules-1"], "rules") is None
@@ -449,9 +449,9 @@ def labelling_card(versions: Sequence[str], spec: str | None) -> tuple[dict[str,
     """
     if len(versions) != 1:
         return None
-    from valuedrift.classifier.default_model import weights_dir
+    from valuedrift.classifier.default_model import SHIPPED, weights_dir
 
-    cards = [weights_dir() / "evaluation.json"]
+    cards = [weights_dir(name) / "evaluation.json" for name in SHIPPED]
     if spec and (Path(spec) / "model.json").is_file():
         cards.insert(0, Path(spec) / "model.json")
     for path in cards:

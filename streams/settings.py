@@ -198,7 +198,8 @@ class Settings:
                                           help="windows after an episode opens before another may open")
     alert_keys: int = setting(_POLICY.family_size, flag="--keys", commands=RULE_COMMANDS,
                               help="number of monitored keys: z thresholds are Bonferroni-adjusted for them")
-    classifier: str = setting("default", commands=RULE_COMMANDS, help="default | rules | exported model folder")
+    classifier: str = setting("default", commands=RULE_COMMANDS,
+                              help="default | accurate | rules | exported model folder")
     classifier_precision: str = setting(
         "auto", flag="--precision", commands=(WORKER,),
         help=f"ONNX precision: auto (fp16 on CUDA, int8 on CPU) | {' | '.join(PRECISION_CHOICES[1:])}")
