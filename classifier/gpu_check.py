@@ -87,10 +87,10 @@ def _strict_cuda(path: Path) -> bool:
 
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     from valuedrift.classifier.benchmark import realistic_pairs
-    from valuedrift.classifier.default_model import ensure_default_model
+    from valuedrift.classifier.default_model import SHIPPED, ensure_model
     from valuedrift.classifier.onnx_model import PRECISIONS, OnnxClassifier
 
-    model_dir = args.model or ensure_default_model()
+    model_dir = ensure_model(args.model) if args.model in SHIPPED else Path(args.model)
     cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     gpu = "cuda" if cuda else "cpu"
     report: dict[str, Any] = {"onnxruntime": ort.__version__, "device": ort.get_device(),
@@ -157,7 +157,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="exported model directory [the default model]")
+    ap.add_argument("--model", default="default", help="default | accurate | exported model directory [default]")
     ap.add_argument("--data", type=Path, default=None, help="labelled JSONL: parity and accuracy on its pairs")
     ap.add_argument("--n", type=int, default=2048, help="realistic pairs when there is no --data [2048]")
     ap.add_argument("--batches", default="64,256", help="GPU batch sizes [64,256]")
@@ -174,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"onnxruntime": ort.__version__, "available_providers": ort.get_available_providers(),
                           "error": "no CUDAExecutionProvider: install onnxruntime-gpu (make gpu-venv)"}))
         return 2
-    report = run_check(args)
+    try:
+        report = run_check(args)
+    except (FileNotFoundError, RuntimeError, ValueError) as err:  # a model that is not there or cannot be built
+        print(json.dumps({"model": str(args.model), "error": str(err)}))
+        return 2
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 

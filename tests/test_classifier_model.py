@@ -572,7 +572,7 @@ def test_auto_precision_is_int8_on_cpu_and_unknown_precisions_are_named(default_
         OnnxClassifier(default_model, "bf16")
 
 
-def test_gpu_check_needs_cuda_unless_told_and_its_dry_run_reports_every_engine(capsys, default_model):
+def test_gpu_check_needs_cuda_unless_told_and_its_dry_run_reports_every_engine(capsys, default_model, tmp_path):
     from valuedrift.classifier import gpu_check
 
     assert gpu_check.main([]) == 2  # this machine's onnxruntime has no CUDA provider
@@ -585,3 +585,5 @@ def test_gpu_check_needs_cuda_unless_told_and_its_dry_run_reports_every_engine(c
     assert rc == 0 and report["ok"], report["failures"]
     assert {r["engine"] for r in report["results"]} == {"cuda_fp32", "cuda_fp16", "cpu_fp32", "cpu_int8"}
     assert report["parity"]["cuda_fp32_max_abs_logit_diff"] < 1e-5  # both on CPU here: the same engine
+    assert gpu_check.main(["--allow-cpu", "--model", str(tmp_path / "nothing")]) == 2  # one line, no traceback
+    assert "not found" in json.loads(capsys.readouterr().out)["error"]
