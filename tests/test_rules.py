@@ -45,5 +45,5 @@ def test_baseline_beats_chance_on_the_demo_corpus():
 
 
 def test_unknown_classifier_names_choices():
-    with pytest.raises(ValueError, match="default, rules"):
+    with pytest.raises(ValueError, match="default, accurate, rules"):
         load_classifier("bert-large")
