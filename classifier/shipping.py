@@ -36,6 +36,7 @@ def ship_adapter(src: Path, dst: Path, half: bool = False) -> dict[str, Any]:
     dst.mkdir(parents=True, exist_ok=True)
     tmp = dst / "adapter.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    tmp.chmod(0o644)  # the writer makes it private; shipped weights are read by whoever runs the package
     tmp.replace(dst / "adapter.safetensors")
     (dst / "adapter.json").write_text(json.dumps(card, indent=2) + "\n")
     stale = dst / "evaluation.json"  # another model's card: `classifier card` writes this one's

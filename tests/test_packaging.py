@@ -23,6 +23,7 @@ def test_wheel_has_one_top_level_name_and_its_data(tmp_path: Path):
         for init in (ROOT / part).rglob("__init__.py"):  # every subpackage: pyproject lists them one by one
             assert f"valuedrift/{init.relative_to(ROOT).as_posix()}" in names, init
     for data in ("valuedrift/classifier/labels/RUBRIC.md", "valuedrift/classifier/weights/default/adapter.json",
+                 "valuedrift/classifier/weights/accurate/adapter.safetensors",
                  "valuedrift/classifier/data/demo_corpus.jsonl", "valuedrift/streams/schemas/Alert.schema.json"):
         assert data in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
