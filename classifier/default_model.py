@@ -76,9 +76,10 @@ def ensure_model(name: str = "default", build: bool = True) -> Path:
     built, RuntimeError when torch is missing, ValueError when its backbone is not installed; each says what to do.
     """
     _check(name)
-    if not (weights_dir(name) / "adapter.json").exists():
-        raise FileNotFoundError(f"this installation has no weights for the {name!r} classifier "
-                                f"({weights_dir(name)}); use 'default'")
+    weights = weights_dir(name)
+    if not (weights / "adapter.json").exists():
+        raise FileNotFoundError(f"this installation has no weights for the {name!r} classifier ({weights}); "
+                                "use 'default'")
     target = model_dir(name)
     if (target / "model.json").exists():
         return target
@@ -93,10 +94,10 @@ def ensure_model(name: str = "default", build: bool = True) -> Path:
     from valuedrift.classifier.export import export
     from valuedrift.classifier.train import load_trained
 
-    model, template, tokenizer = load_trained(weights_dir(name))  # ValueError: backbone not installed
+    model, template, tokenizer = load_trained(weights)  # ValueError: backbone not installed
     log.warning("building the %s classifier into %s (first use; a minute or two)", name, target)
-    card = json.loads((weights_dir(name) / "adapter.json").read_text())
-    evaluation = weights_dir(name) / "evaluation.json"
+    card = json.loads((weights / "adapter.json").read_text())
+    evaluation = weights / "evaluation.json"
     meta = {"name": SHIPPED[name], "taxonomy": card["taxonomy"], "backbone": card["backbone"],
             "training": {k: card[k] for k in ("config", "best_epoch", "history", "data")},
             "evaluation": json.loads(evaluation.read_text()) if evaluation.exists() else None}
@@ -111,6 +112,11 @@ def ensure_model(name: str = "default", build: bool = True) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def model_path(spec: str | Path) -> Path:
+    """The exported model ``spec`` names: a shipped model's name (built if needed), else the folder itself."""
+    return ensure_model(spec) if spec in SHIPPED else Path(spec)
 
 
 def ensure_default_model(build: bool = True) -> Path:

@@ -87,10 +87,10 @@ def _strict_cuda(path: Path) -> bool:
 
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     from valuedrift.classifier.benchmark import realistic_pairs
-    from valuedrift.classifier.default_model import SHIPPED, ensure_model
+    from valuedrift.classifier.default_model import model_path
     from valuedrift.classifier.onnx_model import PRECISIONS, OnnxClassifier
 
-    model_dir = ensure_model(args.model) if args.model in SHIPPED else Path(args.model)
+    model_dir = model_path(args.model)
     cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     gpu = "cuda" if cuda else "cpu"
     report: dict[str, Any] = {"onnxruntime": ort.__version__, "device": ort.get_device(),

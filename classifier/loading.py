@@ -3,8 +3,6 @@ after ``make accurate``), ``rules``, ``null`` (free, for benchmarks), or an expo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from valuedrift.classifier.base import Classifier
 from valuedrift.classifier.rules import RuleClassifier
 
@@ -29,12 +27,10 @@ def load_classifier(spec: str, precision: str = "auto", batch_size: int = 0) -> 
         from valuedrift.classifier.null import NullClassifier
 
         return NullClassifier()
-    from valuedrift.classifier.default_model import SHIPPED, ensure_model
+    from valuedrift.classifier.default_model import model_path
     from valuedrift.classifier.onnx_model import OnnxClassifier
 
-    if spec in SHIPPED:
-        return OnnxClassifier(ensure_model(spec), precision=precision, batch_size=batch_size or None)
-    path = Path(spec)
-    if path.is_dir() and (path / "model.json").exists():
+    path = model_path(spec)  # a shipped model is built first
+    if (path / "model.json").exists():
         return OnnxClassifier(path, precision=precision, batch_size=batch_size or None)
     raise ValueError(f"unknown classifier {spec!r}; use one of: {', '.join(CHOICES)}")

@@ -446,11 +446,11 @@ def card(
     """Rebuild a model card's evaluation: val and test (int8, fp32), the rules baseline, the human ceilings."""
     from valuedrift.classifier.card import build_card
     from valuedrift.classifier.datasets import DatasetError
-    from valuedrift.classifier.default_model import SHIPPED, ensure_model
+    from valuedrift.classifier.default_model import model_path
     from valuedrift.classifier.training_data import shared_data_dir
 
     try:
-        model_dir = ensure_model(model) if model in SHIPPED else Path(model)
+        model_dir = model_path(model)
         result = build_card(model_dir, data, data_dir or shared_data_dir())
     except (DatasetError, FileNotFoundError, RuntimeError, ValueError) as err:
         fail(str(err))
@@ -475,8 +475,9 @@ def bench(
 ) -> None:
     """Sequences/s for torch eager, ONNX fp32 and ONNX int8 at batch 1, 8 and 32 (same model, inputs, threads)."""
     from valuedrift.classifier.benchmark import run_bench
+    from valuedrift.classifier.default_model import SHIPPED
 
-    if model not in ("default", "accurate"):
+    if model not in SHIPPED:
         fail(f"--model {model!r}: use default or accurate (torch eager needs a shipped model's weights)")
     try:
         result = run_bench(threads=threads, n=n, rounds=rounds, model=model)
