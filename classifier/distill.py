@@ -1,13 +1,15 @@
 """Distillation: train a student on the gold labels plus a teacher's probabilities, on the labelled training pairs
 and on unlabelled pairs from the training side of the same sources.
 
-The unlabelled pairs (``unlabelled_pairs``) are the answered turns of the hh-rlhf dialogues (red-team and
-everyday helpful files, chosen and rejected sides, every turn, not only the last) whose dialogue falls in the
-training split, minus the labelled ones, plus the demo corpus. A dialogue's split is a hash of its key alone
+The unlabelled pairs (``unlabelled_pairs``) are the answered turns of the hh-rlhf dialogues (red-team and everyday
+helpful files, chosen and rejected sides, every turn, not only the last) whose dialogue falls in the training split,
+minus the labelled ones, plus built off-topic pairs (``off_topic_pairs``: a training dialogue's opening request with
+a long answer from another training dialogue, as the labelled ``hh-offtopic`` pairs are built; without them a
+teacher has no off-topic pair to teach on), plus the demo corpus. A dialogue's split is a hash of its key alone
 (``valuedrift.classifier.splits.assign``), the same hash that splits the labelled turns, so no validation or test
-dialogue contributes a pair. The teacher is any exported model folder; its probabilities are computed once per
-run; several teachers teach their mean probabilities (an ensemble). The loss is ``(1 - w) · CE(gold) + w ·
-KL(teacher ‖ student)``, the cross-entropy over the labelled pairs and the KL over every pair, both class-weighted
+dialogue contributes a pair. The teacher is any exported model folder; its probabilities are computed once per run;
+several teachers teach their mean probabilities (an ensemble). The loss is ``(1 - w) · CE(gold) + w · KL(teacher ‖
+student)``, the cross-entropy over the labelled pairs and the KL over every pair, both class-weighted
 (``balanced``): a pair's KL counts with the class weights the cross-entropy uses, averaged under the teacher's
 probabilities, so that a pool of mostly everyday chat does not tilt the student towards its commonest category.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from valuedrift.classifier import hh_rlhf
-from valuedrift.classifier.context import with_context
+from valuedrift.classifier.context import MARK, with_context
 from valuedrift.classifier.datasets import Example
 from valuedrift.classifier.splits import FRACTIONS, assign
 from valuedrift.classifier.transcripts import answered_turns
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from valuedrift.classifier.onnx_model import OnnxClassifier
 
 UNLABELLED = ""  # the label of an unlabelled pair
+OFF_TOPIC_SHARE = 0.2  # built off-topic pairs added to the pool, per hh-rlhf pair in it
 
 
 def hh_turns(data_dir: Path, prefix: str, context_turns: int = 0) -> Iterator[Example]:
@@ -45,32 +49,72 @@ def hh_turns(data_dir: Path, prefix: str, context_turns: int = 0) -> Iterator[Ex
 
 
 def unlabelled_pairs(data_dir: Path, labelled: Sequence[Example], held_out: Sequence[Example], seed: int,
-                     context_turns: int = 0, include_demo: bool = True) -> list[Example]:
+                     context_turns: int = 0, include_demo: bool = True,
+                     off_topic_share: float = OFF_TOPIC_SHARE) -> list[Example]:
     """The training side's unlabelled pairs (see the module's text), each (prompt, response) once.
 
     ``labelled``: every labelled pair (left out by id); ``held_out``: the validation and test pairs, left out by
     text as well: the rejection-sampled helpful file repeats a conversation on many lines, so a training
-    dialogue's turn can be a held-out dialogue's labelled one word for word.
+    dialogue's turn can be a held-out dialogue's labelled one word for word. ``off_topic_share``: built off-topic
+    pairs per hh-rlhf pair (0: none).
     """
     from valuedrift.classifier.corpus import demo_corpus
 
     labelled_ids = {e.id for e in labelled}
     seen = {(e.prompt, e.response) for e in held_out}
-    out = []
+    out: list[Example] = []
+    openings: dict[str, str] = {}
     for prefix in hh_rlhf.FILES:
         for e in hh_turns(data_dir, prefix, context_turns):
+            if assign(e.split_key or e.id, seed, FRACTIONS) != "train":
+                continue
+            openings.setdefault(e.split_key or e.id, e.prompt.split(f"\n\n{MARK} ", 1)[0])  # the first turn's
             key = (e.prompt, e.response)
             if e.id in labelled_ids or key in seen or not e.response.strip():
                 continue
-            if assign(e.split_key or e.id, seed, FRACTIONS) == "train":
-                seen.add(key)
-                out.append(e)
+            seen.add(key)
+            out.append(e)
+    for e in off_topic_pairs(out, openings, seed, off_topic_share):
+        if (e.prompt, e.response) not in seen:
+            seen.add((e.prompt, e.response))
+            out.append(e)
     if include_demo:
         for e in demo_corpus():
             if (e.prompt, e.response) not in seen:
                 seen.add((e.prompt, e.response))
                 out.append(Example(id=f"demo-{e.id}", prompt=e.prompt, response=e.response, label=UNLABELLED,
                                    source="demo-unlabelled"))
+    return out
+
+
+def off_topic_pairs(pool: Sequence[Example], openings: dict[str, str], seed: int,
+                    share: float = OFF_TOPIC_SHARE) -> list[Example]:
+    """``share × len(pool)`` unlabelled off-topic pairs: a dialogue's opening request (``openings``: dialogue key →
+    request) with an answer of at least ``MIN_DONOR_WORDS`` words from another dialogue of ``pool``; seeded.
+
+    >>> from valuedrift.classifier.datasets import Example
+    >>> long = " ".join(["word"] * 20)
+    >>> pool = [Example(id=f"d{i}", prompt=f"q{i}", response=f"{long} {i}", label="", split_key=f"d{i}")
+    ...         for i in range(10)]
+    >>> built = off_topic_pairs(pool, {e.split_key: e.prompt for e in pool}, seed=1, share=0.5)
+    >>> len(built), all(b.prompt != "q" + b.response.rsplit(" ", 1)[1] for b in built)
+    (5, True)
+    """
+    from valuedrift.classifier.training_data import MIN_DONOR_WORDS
+
+    rng = random.Random(seed)
+    donors = [e for e in pool if e.split_key and len(e.response.split()) >= MIN_DONOR_WORDS]
+    keys = sorted(openings)
+    if len({e.split_key for e in donors}) < 2 or not keys:
+        return []
+    out = []
+    for i in range(int(len(pool) * share)):
+        key = rng.choice(keys)
+        donor = rng.choice(donors)
+        while donor.split_key == key:
+            donor = rng.choice(donors)
+        out.append(Example(id=f"{key}-offtopic-{i}", prompt=openings[key], response=donor.response,
+                           label=UNLABELLED, source="offtopic-unlabelled", split_key=key))
     return out
 
 

@@ -36,6 +36,9 @@ def prepare(
     unlabelled: Annotated[bool, typer.Option(
         help="also write unlabelled.jsonl: the training side's unlabelled pairs, for distillation (train "
              "--teacher)")] = False,
+    off_topic_share: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="with --unlabelled: built off-topic pairs (a training dialogue's request with another's "
+                               "answer) added per hh-rlhf pair [0.2; 0: none]")] = None,
 ) -> None:
     """Write the labelled splits (XSTest, built off-topic pairs, labelled hh-rlhf turns) as JSONL."""
     from collections import Counter
@@ -52,12 +55,13 @@ def prepare(
         write_jsonl(exs, out / f"{name}.jsonl")
         typer.echo(f"{out / name}.jsonl: {len(exs)} examples {dict(sorted(Counter(e.label for e in exs).items()))}")
     if unlabelled:
-        from valuedrift.classifier.distill import unlabelled_pairs, write_unlabelled
+        from valuedrift.classifier.distill import OFF_TOPIC_SHARE, unlabelled_pairs, write_unlabelled
         from valuedrift.classifier.training_data import SEED, shared_data_dir
 
         labelled = [e for exs in splits.values() for e in exs]
+        share = OFF_TOPIC_SHARE if off_topic_share is None else off_topic_share
         pool = unlabelled_pairs(data_dir or shared_data_dir(), labelled, splits["val"] + splits["test"], SEED,
-                                context_turns)
+                                context_turns, off_topic_share=share)
         write_unlabelled(pool, out / "unlabelled.jsonl")
         sources = dict(sorted(Counter(e.source for e in pool).items()))
         typer.echo(f"{out / 'unlabelled'}.jsonl: {len(pool)} pairs {sources}")

@@ -18,6 +18,7 @@ from valuedrift.classifier.datasets import write_jsonl  # noqa: E402
 from valuedrift.classifier.distill import (  # noqa: E402
     UNLABELLED,
     cached_teacher,
+    off_topic_pairs,
     read_unlabelled,
     unlabelled_pairs,
     write_unlabelled,
@@ -82,7 +83,40 @@ def test_the_unlabelled_pool_comes_from_training_dialogues_only():
     assert not labelled & {e.id for e in pool} and all(e.label == UNLABELLED for e in pool)
     assert len({(e.prompt, e.response) for e in pool}) == len(pool)
     sources = Counter(e.source for e in pool)
-    assert set(sources) == {"hh-unlabelled", "hho-unlabelled", "hhr-unlabelled", "demo-unlabelled"}, sources
+    assert set(sources) == {"hh-unlabelled", "hho-unlabelled", "hhr-unlabelled", "demo-unlabelled",
+                            "offtopic-unlabelled"}, sources
+    # built off-topic pairs: a training dialogue's first request with a long answer from another training dialogue
+    hh_pairs = sum(n for s, n in sources.items() if s.startswith("hh"))
+    assert sources["offtopic-unlabelled"] <= int(hh_pairs * 0.2) and sources["offtopic-unlabelled"] > hh_pairs * 0.19
+    answers = {}
+    for e in pool:
+        answers.setdefault(e.response, set()).add(e.split_key)
+    for e in (e for e in pool if e.source == "offtopic-unlabelled"):
+        assert e.split_key in trained | keys and e.split_key not in held_out
+        assert answers[e.response] - {e.split_key}, e.id  # the answer comes from another dialogue of the pool
+    without = unlabelled_pairs(shared_data_dir(), [e for exs in splits.values() for e in exs],
+                               splits["val"] + splits["test"], SEED, off_topic_share=0)
+    assert [e for e in pool if e.source != "offtopic-unlabelled"] == without
+
+
+def test_off_topic_pairs_take_an_opening_request_and_a_long_answer_from_another_dialogue():
+    from valuedrift.classifier.datasets import Example
+    from valuedrift.classifier.training_data import MIN_DONOR_WORDS
+
+    long = " ".join(["word"] * MIN_DONOR_WORDS)
+    pool = [Example(id=f"d{i}-t1", prompt=f"later {i}", response=f"{long} from d{i}", label=UNLABELLED,
+                    split_key=f"d{i}") for i in range(6)]
+    pool += [Example(id="d9-t1", prompt="later 9", response="Sure.", label=UNLABELLED, split_key="d9")]  # too short
+    openings = {f"d{i}": f"opening {i}" for i in (*range(6), 9)}
+    built = off_topic_pairs(pool, openings, seed=4, share=2.0)
+    assert len(built) == 14 and built == off_topic_pairs(pool, openings, seed=4, share=2.0)  # seeded
+    for b in built:
+        donor = b.response.rsplit(" ", 1)[1]
+        assert b.prompt == openings[b.split_key] and donor != b.split_key and donor != "d9"
+        assert b.label == UNLABELLED and b.source == "offtopic-unlabelled"
+    assert len({b.id for b in built}) == len(built)
+    assert off_topic_pairs(pool[:1], openings, seed=4) == []  # one dialogue: no other to take an answer from
+    assert off_topic_pairs(pool, openings, seed=4, share=0) == []
 
 
 @pytest.fixture(scope="module")
