@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from valuedrift.classifier import hh_rlhf
-from valuedrift.classifier.context import MARK, with_context
+from valuedrift.classifier.context import with_context
 from valuedrift.classifier.datasets import Example
 from valuedrift.classifier.splits import FRACTIONS, assign
 from valuedrift.classifier.transcripts import answered_turns
@@ -68,7 +68,7 @@ def unlabelled_pairs(data_dir: Path, labelled: Sequence[Example], held_out: Sequ
         for e in hh_turns(data_dir, prefix, context_turns):
             if assign(e.split_key or e.id, seed, FRACTIONS) != "train":
                 continue
-            openings.setdefault(e.split_key or e.id, e.prompt.split(f"\n\n{MARK} ", 1)[0])  # the first turn's
+            openings.setdefault(e.split_key or e.id, e.prompt)  # a dialogue's first turn: no earlier turns to add
             key = (e.prompt, e.response)
             if e.id in labelled_ids or key in seen or not e.response.strip():
                 continue

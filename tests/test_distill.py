@@ -23,6 +23,7 @@ from valuedrift.classifier.distill import (  # noqa: E402
     unlabelled_pairs,
     write_unlabelled,
 )
+from valuedrift.classifier.splits import FRACTIONS, assign  # noqa: E402
 from valuedrift.classifier.train import TrainConfig, distillation_loss, train  # noqa: E402
 
 from tests.tiny_models import tiny_mpnet  # noqa: E402
@@ -92,7 +93,7 @@ def test_the_unlabelled_pool_comes_from_training_dialogues_only():
     for e in pool:
         answers.setdefault(e.response, set()).add(e.split_key)
     for e in (e for e in pool if e.source == "offtopic-unlabelled"):
-        assert e.split_key in trained | keys and e.split_key not in held_out
+        assert assign(e.split_key, SEED, FRACTIONS) == "train" and e.split_key not in held_out
         assert answers[e.response] - {e.split_key}, e.id  # the answer comes from another dialogue of the pool
     without = unlabelled_pairs(shared_data_dir(), [e for exs in splits.values() for e in exs],
                                splits["val"] + splits["test"], SEED, off_topic_share=0)
